@@ -1,0 +1,144 @@
+//! `temperature/Format`: turns a temperature in °C into `"Temperature: 22.3 C"`.
+//!
+//! One decimal, rounded half away from zero; a value that rounds to zero prints as `0.0`
+//! (never `-0.0`). See [`temperature_units::one_decimal`].
+
+use temperature_units::Unit;
+use wasmflo_guest::prelude::*;
+
+/// Parses a temperature message: a finite JSON number in °C.
+pub fn parse_celsius(msg: &Message) -> Result<f64, Nack> {
+    let value: f64 = msg.json().map_err(|n| {
+        Nack::invalid_input(format!(
+            "expected a temperature in °C as a JSON number: {}",
+            n.reason()
+        ))
+    })?;
+    Ok(value)
+}
+
+/// Parses a `unit` parameter: the JSON string `"C"`, `"F"` or `"K"`.
+pub fn parse_unit(msg: &Message) -> Result<Unit, Nack> {
+    let symbol: String = msg.json().map_err(|n| {
+        Nack::invalid_input(format!(
+            "unit must be the JSON string \"C\", \"F\" or \"K\": {}",
+            n.reason()
+        ))
+    })?;
+    Unit::parse(&symbol).ok_or_else(|| {
+        Nack::invalid_input(format!(
+            "unknown unit \"{symbol}\": expected \"C\", \"F\" or \"K\""
+        ))
+    })
+}
+
+/// The text for `celsius` in `unit`, or an invalid-input nack if it is not finite there.
+pub fn format(celsius: f64, unit: Unit) -> Result<String, Nack> {
+    temperature_units::display(celsius, unit)
+        .map(|text| format!("Temperature: {text}"))
+        .ok_or_else(|| {
+            Nack::invalid_input(format!("temperature {celsius} °C is not finite in {unit}"))
+        })
+}
+
+/// The participant: the unit of one instance.
+#[derive(Debug, Default)]
+pub struct Format {
+    unit: Unit,
+}
+
+impl Participant for Format {
+    fn definition() -> Definition {
+        Definition::new("temperature/Format")
+            .label("Formats a temperature as text")
+            .icon("font")
+            .inport(Port::new("in", "number").description("Temperature in °C"))
+            .inport(
+                Port::new("unit", "string")
+                    .description("\"C\" (default), \"F\" or \"K\"")
+                    .parameter(),
+            )
+            .outport(Port::new("out", "string").description("\"Temperature: 22.3 C\""))
+    }
+
+    fn process(&mut self, ctx: &mut Context, port: &str, msg: Message) -> Result<(), Nack> {
+        match port {
+            "in" => {
+                let text = format(parse_celsius(&msg)?, self.unit)?;
+                ctx.send_json("out", &text)
+            }
+            "unit" => {
+                self.unit = parse_unit(&msg)?;
+                Ok(())
+            }
+            other => Err(Nack::invalid_input(format!("unknown inport `{other}`"))),
+        }
+    }
+}
+
+wasmflo_guest::export!(Format);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(f: &mut Format, port: &str, payload: &str) -> Result<Vec<String>, Nack> {
+        let mut ctx = Context::recording_for(&Format::definition());
+        f.process(&mut ctx, port, Message::bytes("", payload))?;
+        ctx.sent().iter().map(|(_, m)| m.json::<String>()).collect()
+    }
+
+    #[test]
+    fn formats_celsius_by_default() -> Result<(), Nack> {
+        let mut f = Format::default();
+        assert_eq!(run(&mut f, "in", "22.3333333")?, ["Temperature: 22.3 C"]);
+        assert_eq!(run(&mut f, "in", "22.25")?, ["Temperature: 22.3 C"]);
+        assert_eq!(run(&mut f, "in", "-5.55")?, ["Temperature: -5.6 C"]);
+        assert_eq!(run(&mut f, "in", "-0.01")?, ["Temperature: 0.0 C"]);
+        assert_eq!(run(&mut f, "in", "21")?, ["Temperature: 21.0 C"]);
+        Ok(())
+    }
+
+    #[test]
+    fn unit_parameter_converts() -> Result<(), Nack> {
+        let mut f = Format::default();
+        assert!(run(&mut f, "unit", "\"F\"")?.is_empty());
+        assert_eq!(run(&mut f, "in", "22.3333333")?, ["Temperature: 72.2 F"]);
+        run(&mut f, "unit", "\"K\"")?;
+        assert_eq!(run(&mut f, "in", "22.3333333")?, ["Temperature: 295.5 K"]);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_unit_names_it() {
+        let mut f = Format::default();
+        let nack = run(&mut f, "unit", "\"R\"").err();
+        assert_eq!(
+            nack.as_ref().map(|n| (n.kind(), n.reason())),
+            Some((
+                NackKind::InvalidInput,
+                "unknown unit \"R\": expected \"C\", \"F\" or \"K\""
+            ))
+        );
+        assert_eq!(f.unit, Unit::Celsius);
+    }
+
+    #[test]
+    fn non_numbers_are_invalid_input() {
+        let mut f = Format::default();
+        for payload in ["\"hot\"", "null", "{}", "NaN", "1e999"] {
+            let nack = run(&mut f, "in", payload).err();
+            assert_eq!(
+                nack.map(|n| n.kind()),
+                Some(NackKind::InvalidInput),
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn overflow_in_target_unit_is_invalid_input() {
+        let nack = format(f64::MAX, Unit::Fahrenheit).err();
+        assert_eq!(nack.map(|n| n.kind()), Some(NackKind::InvalidInput));
+    }
+}

@@ -1,0 +1,176 @@
+//! Runs the nested `cargo build` for wasm32 and makes sure its standard library is installed.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::BuildError;
+use crate::discover::GuestCrate;
+
+/// The target guests are compiled for.
+pub(crate) const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// The cargo profile guests are compiled with (defined in the workspace Cargo.toml).
+pub(crate) const PROFILE: &str = "guest";
+
+/// Variables cargo sets for a build script (or a user set for the outer build) that must
+/// not leak into the nested build: they would retarget it, change its flags, wrap its
+/// compiler in clippy, or invalidate its cache on every run.
+const REMOVED_VARS: &[&str] = &[
+    "CARGO_ENCODED_RUSTFLAGS",
+    "RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_ENCODED_RUSTDOCFLAGS",
+    "RUSTDOCFLAGS",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET",
+    "CARGO_BUILD_TARGET_DIR",
+    "CARGO_MAKEFLAGS",
+    "MAKEFLAGS",
+    "MFLAGS",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CLIPPY_ARGS",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_CRATE_NAME",
+    "CARGO_RUSTC_CURRENT_DIR",
+    "OUT_DIR",
+    "TARGET",
+    "HOST",
+    "NUM_JOBS",
+    "OPT_LEVEL",
+    "DEBUG",
+    "PROFILE",
+    "RUSTC_LINKER",
+];
+
+/// Prefixes of per-package variables cargo sets for build scripts.
+const REMOVED_PREFIXES: &[&str] = &[
+    "CARGO_CFG_",
+    "CARGO_FEATURE_",
+    "CARGO_PKG_",
+    "CARGO_MANIFEST_",
+    "CARGO_BIN_",
+    "DEP_",
+];
+
+fn is_removed(name: &str) -> bool {
+    REMOVED_VARS.contains(&name) || REMOVED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+fn cargo_program() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+fn rustc_program() -> OsString {
+    std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into())
+}
+
+fn clean_command(program: impl Into<OsString>, workspace_root: &Path) -> Command {
+    let mut cmd = Command::new(program.into());
+    cmd.current_dir(workspace_root);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_removed) {
+            cmd.env_remove(&name);
+        }
+    }
+    // Child stdout would be read as `cargo:` directives inside a build script.
+    cmd.stdout(Stdio::from(std::io::stderr()));
+    cmd
+}
+
+/// Installs the wasm32 standard library with rustup unless the sysroot already has it.
+pub(crate) fn ensure_wasm_target(workspace_root: &Path) -> Result<(), BuildError> {
+    let rustc = rustc_program();
+    let output = clean_command(&rustc, workspace_root)
+        .args(["--print", "sysroot"])
+        .stdout(Stdio::piped())
+        .output()
+        .map_err(|source| BuildError::Spawn {
+            program: rustc.to_string_lossy().into_owned(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(BuildError::Sysroot {
+            program: rustc.to_string_lossy().into_owned(),
+            status: output.status,
+        });
+    }
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    if sysroot.join("lib/rustlib").join(WASM_TARGET).is_dir() {
+        return Ok(());
+    }
+    eprintln!("wasmflo-guest-build: installing the {WASM_TARGET} target with rustup");
+    let status = clean_command("rustup", workspace_root)
+        .args(["target", "add", WASM_TARGET])
+        .status()
+        .map_err(|source| BuildError::Spawn {
+            program: "rustup".into(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BuildError::MissingTarget { sysroot, status })
+    }
+}
+
+/// Builds all `guests` in one `cargo build`; cargo's progress goes to stderr.
+pub(crate) fn build(
+    workspace_root: &Path,
+    wasm_target_dir: &Path,
+    stack_size: u32,
+    guests: &[GuestCrate],
+) -> Result<(), BuildError> {
+    let mut cmd = clean_command(cargo_program(), workspace_root);
+    cmd.args(["build", "--profile", PROFILE, "--target", WASM_TARGET])
+        .arg("--manifest-path")
+        .arg(workspace_root.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(wasm_target_dir);
+    for guest in guests {
+        cmd.args(["-p", &guest.crate_name]);
+    }
+    // Only target artifacts see these flags; build scripts and proc macros do not.
+    cmd.env(
+        "CARGO_ENCODED_RUSTFLAGS",
+        format!("-Clink-arg=-zstack-size={stack_size}"),
+    );
+    let crates = || guests.iter().map(|g| g.crate_name.clone()).collect();
+    let status = cmd.status().map_err(|source| BuildError::Spawn {
+        program: cargo_program().to_string_lossy().into_owned(),
+        source,
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BuildError::Cargo {
+            crates: crates(),
+            status,
+        })
+    }
+}
+
+/// Where cargo leaves the core module of `guest`.
+pub(crate) fn core_module_path(wasm_target_dir: &Path, guest: &GuestCrate) -> PathBuf {
+    wasm_target_dir
+        .join(WASM_TARGET)
+        .join(PROFILE)
+        .join(format!("{}.wasm", guest.lib_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_build_script_variables() {
+        assert!(is_removed("CARGO_CFG_TARGET_ARCH"));
+        assert!(is_removed("CARGO_FEATURE_STD"));
+        assert!(is_removed("CARGO_PKG_NAME"));
+        assert!(is_removed("RUSTC_WORKSPACE_WRAPPER"));
+        assert!(is_removed("CARGO_TARGET_DIR"));
+        assert!(!is_removed("CARGO_HOME"));
+        assert!(!is_removed("RUSTUP_TOOLCHAIN"));
+        assert!(!is_removed("PATH"));
+    }
+}

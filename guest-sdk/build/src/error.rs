@@ -1,0 +1,113 @@
+//! `BuildError`: everything that can go wrong, naming the crate or path at fault.
+
+use std::path::PathBuf;
+
+/// A failure while discovering, compiling or componentizing guest crates.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A directory or file could not be read or written.
+    #[error("I/O error on {path}")]
+    Io {
+        /// The path being accessed.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A guest crate's Cargo.toml did not parse.
+    #[error("cannot parse {manifest}")]
+    Manifest {
+        /// The Cargo.toml at fault.
+        manifest: PathBuf,
+        /// The parse error.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// `[package.metadata.wasmflo] component` is not of the form `namespace/Name`.
+    #[error(
+        "crate `{crate_name}` declares component name `{component}`, expected `namespace/Name` \
+         made of letters, digits, `-`, `_` and `.`"
+    )]
+    InvalidComponentName {
+        /// The guest crate.
+        crate_name: String,
+        /// The offending name.
+        component: String,
+    },
+    /// Two guest crates declare the same component name.
+    #[error("component `{component}` is declared by both `{first}` and `{second}`")]
+    DuplicateComponent {
+        /// The component name.
+        component: String,
+        /// One crate declaring it.
+        first: String,
+        /// The other crate declaring it.
+        second: String,
+    },
+    /// A program (`cargo`, `rustc`, `rustup`) could not be started.
+    #[error("cannot run `{program}`")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `wasm32-unknown-unknown` standard library is missing and could not be added.
+    #[error(
+        "the wasm32-unknown-unknown target is not installed in {sysroot} and \
+         `rustup target add wasm32-unknown-unknown` failed ({status})"
+    )]
+    MissingTarget {
+        /// The sysroot that lacks it.
+        sysroot: PathBuf,
+        /// How rustup exited.
+        status: std::process::ExitStatus,
+    },
+    /// `rustc --print sysroot` failed.
+    #[error("`{program} --print sysroot` failed ({status})")]
+    Sysroot {
+        /// The compiler.
+        program: String,
+        /// How it exited.
+        status: std::process::ExitStatus,
+    },
+    /// The nested `cargo build` failed; its diagnostics went to stderr.
+    #[error("building guest crates {crates:?} failed ({status}); see the cargo output above")]
+    Cargo {
+        /// The crates being built.
+        crates: Vec<String>,
+        /// How cargo exited.
+        status: std::process::ExitStatus,
+    },
+    /// A crate built, but its core module is not where cargo puts it.
+    #[error("crate `{crate_name}` built but {path} is missing; is it a `cdylib`?")]
+    MissingModule {
+        /// The guest crate.
+        crate_name: String,
+        /// The expected core module.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `wit-component` refused the core module.
+    #[error("cannot turn crate `{crate_name}` into a component")]
+    Componentize {
+        /// The guest crate.
+        crate_name: String,
+        /// The error from wit-component.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+impl BuildError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Builds wasmflo guest crates into WebAssembly components, from build scripts or a
+//! file watcher.
+//!
+//! A guest crate is a `cdylib` whose Cargo.toml says which component it provides:
+//!
+//! ```toml
+//! [package.metadata.wasmflo]
+//! component = "core/Repeat"
+//! ```
+//!
+//! [`build_components`] finds such crates, compiles them all with one nested
+//! `cargo build --profile guest --target wasm32-unknown-unknown` into
+//! `<target dir>/wasm` (its own lock, so it can run inside an outer cargo build),
+//! componentizes each core module with `wit-component`, and writes
+//! `<out dir>/<component>.wasm`, touching a file only when its bytes change.
+//!
+//! Modules: `discover` (finding crates), `cargo` (the nested build and the rustup
+//! target), `error` ([`BuildError`]).
+//!
+//! ```no_run
+//! let opts = wasmflo_guest_build::BuildOptions::new("/path/to/workspace", "/path/to/out")
+//!     .search("/path/to/workspace/components/rust")
+//!     .rerun_if_changed(true);
+//! for c in wasmflo_guest_build::build_components(&opts)? {
+//!     println!("{} -> {} ({} bytes)", c.name, c.path.display(), c.size);
+//! }
+//! # Ok::<(), wasmflo_guest_build::BuildError>(())
+//! ```
+
+mod cargo;
+mod discover;
+mod error;
+
+use std::path::{Path, PathBuf};
+
+pub use discover::{GuestCrate, discover};
+pub use error::BuildError;
+
+/// Stack reserved for each guest, in bytes. A default Rust cdylib reserves 1 MiB, which
+/// alone costs 16 wasm pages per instance; 64 KiB keeps deep serde_json nesting (its
+/// recursion limit is 128) comfortable while letting a small guest fit in two pages.
+pub const DEFAULT_STACK_SIZE: u32 = 64 * 1024;
+
+/// What to build and where to put it.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    workspace_root: PathBuf,
+    search_dirs: Vec<PathBuf>,
+    out_dir: PathBuf,
+    target_dir: PathBuf,
+    stack_size: u32,
+    rerun_if_changed: bool,
+}
+
+impl BuildOptions {
+    /// Builds guests of the workspace at `workspace_root` into `out_dir`, with the
+    /// workspace target dir at [`workspace_target_dir`] and no search directories yet.
+    pub fn new(workspace_root: impl Into<PathBuf>, out_dir: impl Into<PathBuf>) -> Self {
+        let workspace_root = workspace_root.into();
+        Self {
+            target_dir: workspace_target_dir(&workspace_root),
+            workspace_root,
+            search_dirs: Vec::new(),
+            out_dir: out_dir.into(),
+            stack_size: DEFAULT_STACK_SIZE,
+            rerun_if_changed: false,
+        }
+    }
+
+    /// Adds a directory holding guest crates (it or its immediate subfolders).
+    #[must_use]
+    pub fn search(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.search_dirs.push(dir.into());
+        self
+    }
+
+    /// Sets the workspace target dir; the nested build uses its `wasm` subfolder.
+    #[must_use]
+    pub fn target_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.target_dir = dir.into();
+        self
+    }
+
+    /// Sets the guest stack size in bytes (default [`DEFAULT_STACK_SIZE`]).
+    #[must_use]
+    pub fn stack_size(mut self, bytes: u32) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Prints `cargo:rerun-if-changed` lines for the inputs (only for build scripts).
+    #[must_use]
+    pub fn rerun_if_changed(mut self, emit: bool) -> Self {
+        self.rerun_if_changed = emit;
+        self
+    }
+
+    /// The directories searched for guest crates.
+    pub fn search_dirs(&self) -> &[PathBuf] {
+        &self.search_dirs
+    }
+
+    /// Where components are written.
+    pub fn out_dir(&self) -> &Path {
+        &self.out_dir
+    }
+}
+
+/// One component written by [`build_components`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltComponent {
+    /// The component name, such as `core/Repeat`.
+    pub name: String,
+    /// The Cargo package it was built from.
+    pub crate_name: String,
+    /// The component file, `<out dir>/<name>.wasm`.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The workspace target dir: `CARGO_TARGET_DIR` if set (relative to `workspace_root`
+/// when relative), else `<workspace_root>/target`.
+pub fn workspace_target_dir(workspace_root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => workspace_root.join(dir),
+        _ => workspace_root.join("target"),
+    }
+}
+
+/// Where component `name` lives under `out_dir`: `core/Repeat` -> `<out_dir>/core/Repeat.wasm`.
+pub fn component_path(out_dir: &Path, name: &str) -> PathBuf {
+    let mut path = out_dir.to_path_buf();
+    path.extend(name.split('/'));
+    path.as_mut_os_string().push(".wasm");
+    path
+}
+
+/// Discovers, compiles and componentizes every guest crate in `opts`' search directories.
+pub fn build_components(opts: &BuildOptions) -> Result<Vec<BuiltComponent>, BuildError> {
+    if opts.rerun_if_changed {
+        emit_rerun_if_changed(opts);
+    }
+    let guests = discover(&opts.search_dirs)?;
+    if guests.is_empty() {
+        return Ok(Vec::new());
+    }
+    cargo::ensure_wasm_target(&opts.workspace_root)?;
+    let wasm_target_dir = opts.target_dir.join("wasm");
+    cargo::build(
+        &opts.workspace_root,
+        &wasm_target_dir,
+        opts.stack_size,
+        &guests,
+    )?;
+    guests
+        .iter()
+        .map(|guest| {
+            let module_path = cargo::core_module_path(&wasm_target_dir, guest);
+            let module =
+                std::fs::read(&module_path).map_err(|source| BuildError::MissingModule {
+                    crate_name: guest.crate_name.clone(),
+                    path: module_path.clone(),
+                    source,
+                })?;
+            let component = componentize(&guest.crate_name, &module)?;
+            let path = component_path(&opts.out_dir, &guest.component);
+            write_if_changed(&path, &component)?;
+            Ok(BuiltComponent {
+                name: guest.component.clone(),
+                crate_name: guest.crate_name.clone(),
+                path,
+                size: component.len() as u64,
+            })
+        })
+        .collect()
+}
+
+/// Wraps a core module carrying wit-bindgen's component-type section into a component.
+pub fn componentize(crate_name: &str, module: &[u8]) -> Result<Vec<u8>, BuildError> {
+    let err = |source: Box<dyn std::error::Error + Send + Sync>| BuildError::Componentize {
+        crate_name: crate_name.to_owned(),
+        source,
+    };
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(module)
+        .map_err(|e| err(e.into()))?
+        .encode()
+        .map_err(|e| err(e.into()))
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, unless the file
+/// already holds exactly these bytes, so mtimes only move on real changes and a
+/// watcher never sees a half-written component.
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| BuildError::io(parent, e))?;
+    }
+    let tmp = path.with_extension("wasm.tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| BuildError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| BuildError::io(path, e))
+}
+
+fn emit_rerun_if_changed(opts: &BuildOptions) {
+    let root = &opts.workspace_root;
+    let inputs = opts.search_dirs.iter().cloned().chain([
+        root.join("guest-sdk/src"),
+        root.join("guest-sdk/Cargo.toml"),
+        root.join("wit"),
+        // `[profile.guest]` lives here.
+        root.join("Cargo.toml"),
+    ]);
+    for input in inputs {
+        println!("cargo:rerun-if-changed={}", input.display());
+    }
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_paths_follow_names() {
+        let out = Path::new("/out");
+        assert_eq!(
+            component_path(out, "core/Repeat"),
+            Path::new("/out/core/Repeat.wasm")
+        );
+        assert_eq!(
+            component_path(out, "a/b/C.x"),
+            Path::new("/out/a/b/C.x.wasm")
+        );
+    }
+
+    #[test]
+    fn write_if_changed_keeps_identical_files() -> Result<(), BuildError> {
+        let dir = std::env::temp_dir().join(format!("wasmflo-guest-build-{}", std::process::id()));
+        let path = dir.join("ns/Thing.wasm");
+        write_if_changed(&path, b"one")?;
+        let old = std::time::SystemTime::UNIX_EPOCH;
+        let set_old = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(old));
+        assert!(set_old.is_ok());
+        write_if_changed(&path, b"one")?;
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        assert_eq!(mtime, Some(old));
+        write_if_changed(&path, b"two")?;
+        assert_eq!(std::fs::read(&path).ok().as_deref(), Some(&b"two"[..]));
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+//! `Message`: payload bytes, content type and metadata, with JSON helpers.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Nack;
+
+/// One message on a port.
+///
+/// An empty content type means `application/json`, as in the WIT world.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Message {
+    pub(crate) content_type: String,
+    pub(crate) data: Vec<u8>,
+    pub(crate) metadata: Vec<(String, String)>,
+}
+
+impl Message {
+    /// The content type of JSON payloads.
+    pub const JSON: &'static str = "application/json";
+
+    /// A JSON message holding `value`.
+    ///
+    /// Fails with an internal nack only if `value` cannot be represented as JSON
+    /// (for example a map with non-string keys).
+    pub fn from_json<T: Serialize + ?Sized>(value: &T) -> Result<Self, Nack> {
+        let data = serde_json::to_vec(value)
+            .map_err(|err| Nack::internal(format!("cannot encode JSON: {err}")))?;
+        Ok(Self::bytes(Self::JSON, data))
+    }
+
+    /// A message holding `data` of content type `content_type`.
+    pub fn bytes(content_type: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+        Self {
+            content_type: content_type.into(),
+            data: data.into(),
+            metadata: Vec::new(),
+        }
+    }
+
+    /// The content type, with the empty string read as `application/json`.
+    pub fn content_type(&self) -> &str {
+        if self.content_type.is_empty() {
+            Self::JSON
+        } else {
+            &self.content_type
+        }
+    }
+
+    /// Whether the payload is JSON: `application/json` (parameters allowed) or `*+json`.
+    pub fn is_json(&self) -> bool {
+        let essence = self
+            .content_type()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        essence == Self::JSON || essence.ends_with("+json")
+    }
+
+    /// The payload bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The payload bytes, by value.
+    pub fn into_data(self) -> Vec<u8> {
+        self.data
+    }
+
+    /// Parses the JSON payload as `T`.
+    ///
+    /// Nacks with `invalid-input` when the content type is not JSON or the payload
+    /// does not parse as `T`; the reason names the problem.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Nack> {
+        if !self.is_json() {
+            return Err(Nack::invalid_input(format!(
+                "expected a JSON payload, got content type `{}`",
+                self.content_type()
+            )));
+        }
+        serde_json::from_slice(&self.data)
+            .map_err(|err| Nack::invalid_input(format!("invalid JSON payload: {err}")))
+    }
+
+    /// The payload as UTF-8 text; nacks with `invalid-input` if it is not UTF-8.
+    pub fn text(&self) -> Result<&str, Nack> {
+        core::str::from_utf8(&self.data)
+            .map_err(|err| Nack::invalid_input(format!("payload is not UTF-8: {err}")))
+    }
+
+    /// The value of metadata `key`, if set.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets metadata `key` to `value`, replacing an earlier value.
+    pub fn set_metadata(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let key = key.into();
+        let value = value.into();
+        match self.metadata.iter_mut().find(|(k, _)| *k == key) {
+            Some(pair) => pair.1 = value,
+            None => self.metadata.push((key, value)),
+        }
+    }
+
+    /// Sets metadata `key` to `value` and returns the message.
+    #[must_use]
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.set_metadata(key, value);
+        self
+    }
+
+    /// Removes metadata `key` and returns its value.
+    pub fn remove_metadata(&mut self, key: &str) -> Option<String> {
+        let index = self.metadata.iter().position(|(k, _)| k == key)?;
+        Some(self.metadata.remove(index).1)
+    }
+
+    /// All metadata pairs in order.
+    pub fn metadata_pairs(&self) -> &[(String, String)] {
+        &self.metadata
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NackKind;
+
+    #[test]
+    fn json_round_trip() -> Result<(), Nack> {
+        let msg = Message::from_json(&22.5)?;
+        assert_eq!(msg.content_type(), "application/json");
+        assert_eq!(msg.data(), b"22.5");
+        assert_eq!(msg.json::<f64>()?, 22.5);
+        Ok(())
+    }
+
+    #[test]
+    fn empty_content_type_is_json() -> Result<(), Nack> {
+        let msg = Message::bytes("", "\"hi\"");
+        assert!(msg.is_json());
+        assert_eq!(msg.json::<String>()?, "hi");
+        Ok(())
+    }
+
+    #[test]
+    fn json_content_type_variants() {
+        assert!(Message::bytes("application/json; charset=utf-8", "1").is_json());
+        assert!(Message::bytes("application/ld+json", "1").is_json());
+        assert!(!Message::bytes("text/plain", "1").is_json());
+    }
+
+    #[test]
+    fn wrong_type_is_invalid_input() {
+        let err = Message::bytes("", "\"hot\"").json::<f64>().err();
+        let err = err.map(|n| (n.kind(), n.reason().to_owned()));
+        assert!(matches!(
+            err,
+            Some((NackKind::InvalidInput, ref reason)) if reason.starts_with("invalid JSON payload")
+        ));
+    }
+
+    #[test]
+    fn non_json_content_type_is_invalid_input() {
+        let err = Message::bytes("text/plain", "1").json::<f64>().err();
+        assert_eq!(
+            err.as_ref().map(Nack::reason),
+            Some("expected a JSON payload, got content type `text/plain`")
+        );
+    }
+
+    #[test]
+    fn text_checks_utf8() {
+        assert_eq!(
+            Message::bytes("text/plain", "héllo").text().ok(),
+            Some("héllo")
+        );
+        let msg = Message::bytes("application/octet-stream", vec![0xff, 0xfe]);
+        assert_eq!(
+            msg.text().err().map(|n| n.kind()),
+            Some(NackKind::InvalidInput)
+        );
+    }
+
+    #[test]
+    fn metadata_set_replaces() {
+        let mut msg = Message::bytes("", "1").with_metadata("correlation-id", "a");
+        msg.set_metadata("reply-to", "r");
+        msg.set_metadata("correlation-id", "b");
+        assert_eq!(msg.metadata("correlation-id"), Some("b"));
+        assert_eq!(msg.metadata_pairs().len(), 2);
+        assert_eq!(msg.remove_metadata("reply-to").as_deref(), Some("r"));
+        assert_eq!(msg.metadata("reply-to"), None);
+    }
+}

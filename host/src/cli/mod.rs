@@ -1,0 +1,112 @@
+//! The `wasmflo` command line: one file per subcommand. `anyhow` lives here only.
+
+mod inspect;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::component::{DiskCache, Loader};
+use crate::runtime::{Runtime, RuntimeConfig, parse_size};
+
+/// Run flow-based programs whose participants are WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "wasmflo", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a graph (.fbp or .json) until Ctrl-C.
+    Run(run::RunArgs),
+    /// Print a component's definition and imports.
+    Inspect(inspect::InspectArgs),
+}
+
+/// Engine settings shared by every subcommand.
+#[derive(Debug, clap::Args)]
+struct EngineArgs {
+    /// Most participant instances at once (size of the instance pool).
+    #[arg(long, global = true, default_value_t = 1000)]
+    max_instances: u32,
+    /// Largest memory cap a process may be given (e.g. 1GiB).
+    #[arg(long, global = true, default_value = "1GiB", value_parser = size)]
+    max_memory: usize,
+    /// Do not read or write the compiled-component cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Where compiled components are cached (default: $WASMFLO_CACHE_DIR or ~/.cache/wasmflo).
+    #[arg(long, global = true)]
+    cache_dir: Option<PathBuf>,
+}
+
+fn size(text: &str) -> Result<usize, String> {
+    parse_size(text).ok_or_else(|| format!("'{text}' is not a size such as 64MiB"))
+}
+
+impl EngineArgs {
+    fn loader(&self) -> anyhow::Result<Loader> {
+        let config = RuntimeConfig {
+            max_instances: self.max_instances,
+            max_memory: self.max_memory,
+            ..RuntimeConfig::default()
+        };
+        let runtime = Runtime::new(&config)?;
+        let cache = if self.no_cache {
+            None
+        } else {
+            self.cache_dir
+                .clone()
+                .map(DiskCache::new)
+                .or_else(DiskCache::default_location)
+        };
+        Ok(Loader::new(runtime, cache))
+    }
+}
+
+/// Parses arguments, runs the subcommand, and maps errors to one line and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Run(args) => run::run(&cli.engine, args),
+        Command::Inspect(args) => inspect::inspect(&cli.engine, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, without repeating a cause already in the text.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text.replace('\n', " ")
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("WASMFLO_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,cranelift=warn,wasmtime=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

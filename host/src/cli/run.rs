@@ -1,0 +1,79 @@
+//! `wasmflo run GRAPH`: run a graph in-process until Ctrl-C (or `--for`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::EngineArgs;
+use crate::component::Resolver;
+use crate::graph::{self, Format, Graph, ParseOptions};
+use crate::network::{Network, Source};
+use crate::runtime::parse_duration;
+use crate::transport::MemoryTransport;
+
+/// Arguments of `wasmflo run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The graph: a `.fbp` file or a JSON graph.
+    graph: PathBuf,
+    /// Stop after this long (e.g. `5s`) instead of waiting for Ctrl-C.
+    #[arg(long = "for", value_parser = duration)]
+    run_for: Option<Duration>,
+    /// How long shutdown waits for queued messages to drain.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    grace: Duration,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).ok_or_else(|| format!("'{text}' is not a duration such as 5s"))
+}
+
+/// Reads and parses a graph file; errors name the file (and line and column).
+pub(super) fn load_graph(path: &Path) -> anyhow::Result<Graph> {
+    let src = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read graph", path.display()))?;
+    let format = Format::detect(Some(path), &src);
+    graph::parse(&src, format, &ParseOptions::default())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
+    let graph = load_graph(&args.graph)?;
+    let loader = engine.loader()?;
+    let resolver = Resolver::for_graph(&args.graph);
+    let source = Source {
+        file: args.graph.display().to_string(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let transport = Arc::new(MemoryTransport::new());
+        let network = Network::start(&graph, &source, &loader, &resolver, transport).await?;
+        tracing::info!(
+            "running {} ({} processes); Ctrl-C stops",
+            source.file,
+            network.processes().len()
+        );
+        match args.run_for {
+            Some(d) => tokio::time::sleep(d).await,
+            None => tokio::signal::ctrl_c()
+                .await
+                .context("cannot wait for Ctrl-C")?,
+        }
+        tracing::info!("stopping: draining in-flight messages");
+        let reports = network.shutdown(args.grace).await;
+        for r in reports {
+            tracing::info!(
+                "{}: {} processed, {} failed, {} recreated",
+                r.process,
+                r.stats.processed,
+                r.stats.failed,
+                r.stats.recreated
+            );
+        }
+        Ok(())
+    })
+}

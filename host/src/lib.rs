@@ -1,0 +1,26 @@
+//! wasmflo-host: runs flow-based programs whose participants are WebAssembly components.
+//!
+//! A *graph* (`.fbp` or JSON) names *processes*, each running a *component*, and *edges*
+//! between their *ports*. Each process becomes a *participant*: a long-lived, sandboxed
+//! instance of its component that receives messages on inport queues and publishes on
+//! outport topics, following MsgFlo's model and naming (`role.PORT`).
+//!
+//! Module map:
+//! - [`graph`]: the typed graph model and its pure parsers (`.fbp`, JSON);
+//! - [`component`]: loading, checking, compiling (cached) and resolving components;
+//! - [`runtime`]: the wasmtime engine, the one `bindgen!`, the host interface, instances;
+//! - [`participant`]: one participant's loop (receive, call, publish, ack; faults);
+//! - [`transport`]: the `Transport` trait and its in-process backend;
+//! - [`network`]: a running graph built from the above;
+//! - [`message`], [`fault`]: the shared vocabulary;
+//! - [`cli`]: the `wasmflo` command (the only place `anyhow` is used).
+
+pub mod cli;
+pub mod component;
+pub mod fault;
+pub mod graph;
+pub mod message;
+pub mod network;
+pub mod participant;
+pub mod runtime;
+pub mod transport;

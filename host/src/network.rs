@@ -1,0 +1,371 @@
+//! A running graph: resolves and loads each process's component, checks every edge
+//! against the components' definitions, wires queues and topics on the transport,
+//! delivers IIPs and parameters, and runs one participant per process.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::component::{LoadError, LoadedComponent, Loader, ResolveError, Resolver};
+use crate::graph::{Connection, Graph};
+use crate::message::Message;
+use crate::participant::{self, Parameters, ParticipantSpec, Phase, Report};
+use crate::runtime::{LimitError, Limits};
+use crate::transport::{Binding, BindingKind, Transport, TransportError, queue_name};
+
+/// Why a graph could not start. Each error names the graph, line, process and port.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// The component name or path did not resolve.
+    #[error("{at}process '{process}': {source}")]
+    Resolve {
+        /// `file:line: ` prefix.
+        at: String,
+        /// The process.
+        process: String,
+        /// Why.
+        #[source]
+        source: ResolveError,
+    },
+    /// The component file could not be loaded.
+    #[error("{at}process '{process}': {source}")]
+    Load {
+        /// `file:line: ` prefix.
+        at: String,
+        /// The process.
+        process: String,
+        /// Why.
+        #[source]
+        source: LoadError,
+    },
+    /// An edge or IIP names a port the component does not declare.
+    #[error("{0}")]
+    NoSuchPort(Box<PortMismatch>),
+    /// An edge names a process the graph does not declare.
+    #[error("{at}no process '{process}' in the graph")]
+    NoSuchProcess {
+        /// `file:line: ` prefix.
+        at: String,
+        /// The name.
+        process: String,
+    },
+    /// A limit in the process's metadata is malformed or too large.
+    #[error("{at}process '{process}': {source}")]
+    Limit {
+        /// `file:line: ` prefix.
+        at: String,
+        /// The process.
+        process: String,
+        /// Why.
+        #[source]
+        source: LimitError,
+    },
+    /// The transport failed while wiring.
+    #[error("{0}")]
+    Transport(#[from] TransportError),
+}
+
+/// An edge or IIP naming a port its process's component does not declare.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{at}process '{process}' ({component}) has no {direction} '{port}'; its {direction}s: {known}"
+)]
+pub struct PortMismatch {
+    /// `file:line: ` prefix.
+    pub at: String,
+    /// The process.
+    pub process: String,
+    /// Its component.
+    pub component: String,
+    /// `inport` or `outport`.
+    pub direction: &'static str,
+    /// The port named.
+    pub port: String,
+    /// The ports it has.
+    pub known: String,
+}
+
+/// What a started network runs.
+#[derive(Debug, Clone)]
+pub struct ProcessInfo {
+    /// Process name.
+    pub name: String,
+    /// The loaded component.
+    pub component: Arc<LoadedComponent>,
+    /// Its limits.
+    pub limits: Limits,
+}
+
+/// A running graph.
+#[derive(Debug)]
+pub struct Network {
+    phase: watch::Sender<Phase>,
+    tasks: JoinSet<Report>,
+    transport: Arc<dyn Transport>,
+    processes: Vec<ProcessInfo>,
+}
+
+/// Where the graph came from, for error messages (`graphs/x.fbp`).
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// The file name shown in errors.
+    pub file: String,
+}
+
+impl Source {
+    fn at(&self, line: Option<u32>) -> String {
+        match (self.file.is_empty(), line) {
+            (true, None) => String::new(),
+            (true, Some(l)) => format!("line {l}: "),
+            (false, None) => format!("{}: ", self.file),
+            (false, Some(l)) => format!("{}:{l}: ", self.file),
+        }
+    }
+}
+
+impl Network {
+    /// Loads every component, checks and wires the graph, and starts its participants.
+    pub async fn start(
+        graph: &Graph,
+        source: &Source,
+        loader: &Loader,
+        resolver: &Resolver,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Network, NetworkError> {
+        let processes = load_processes(graph, source, loader, resolver)?;
+        let by_name: HashMap<&str, &ProcessInfo> =
+            processes.iter().map(|p| (p.name.as_str(), p)).collect();
+
+        // Check every connection before touching the transport.
+        let mut bindings = Vec::new();
+        let mut parameters: HashMap<&str, Arc<Parameters>> = HashMap::new();
+        let mut initial: HashMap<&str, Vec<(String, Message)>> = HashMap::new();
+        for conn in &graph.connections {
+            let at = source.at(conn.line());
+            let tgt = conn.tgt();
+            let target =
+                *by_name
+                    .get(tgt.process.as_str())
+                    .ok_or_else(|| NetworkError::NoSuchProcess {
+                        at: at.clone(),
+                        process: tgt.process.clone(),
+                    })?;
+            let inport = target
+                .component
+                .definition
+                .inport(&tgt.port)
+                .ok_or_else(|| no_such_port(&at, target, "inport", &tgt.port))?;
+            match conn {
+                Connection::Edge(edge) => {
+                    let src = *by_name.get(edge.src.process.as_str()).ok_or_else(|| {
+                        NetworkError::NoSuchProcess {
+                            at: at.clone(),
+                            process: edge.src.process.clone(),
+                        }
+                    })?;
+                    let index = src.component.definition.outport_index(&edge.src.port);
+                    let Some(index) = index else {
+                        return Err(no_such_port(&at, src, "outport", &edge.src.port));
+                    };
+                    let out = &src.component.definition.outports[index];
+                    bindings.push(Binding {
+                        src: queue_name(&src.name, &out.id),
+                        tgt: queue_name(&target.name, &inport.id),
+                        kind: BindingKind::PubSub,
+                    });
+                }
+                Connection::Iip(iip) => {
+                    let msg = Message::json(&iip.data);
+                    if inport.parameter {
+                        parameters
+                            .entry(target.name.as_str())
+                            .or_default()
+                            .set(&inport.id, msg);
+                    } else {
+                        initial
+                            .entry(target.name.as_str())
+                            .or_default()
+                            .push((inport.id.clone(), msg));
+                    }
+                }
+            }
+        }
+
+        for p in &processes {
+            for port in &p.component.definition.inports {
+                transport
+                    .declare_queue(&queue_name(&p.name, &port.id))
+                    .await?;
+            }
+            for port in &p.component.definition.outports {
+                transport
+                    .declare_topic(&queue_name(&p.name, &port.id))
+                    .await?;
+            }
+        }
+        for b in &bindings {
+            transport.bind(b).await?;
+        }
+
+        let (phase, watcher) = watch::channel(Phase::Running);
+        let mut tasks = JoinSet::new();
+        for p in &processes {
+            let def = &p.component.definition;
+            let mut inports = Vec::new();
+            for port in &def.inports {
+                let sub = transport.subscribe(&queue_name(&p.name, &port.id)).await?;
+                inports.push((port.id.clone(), sub));
+            }
+            // Every outport gets a publisher, wired or not: a topic with no binding
+            // discards, as a fanout exchange does, and can be bound later.
+            let mut outports = Vec::new();
+            for port in &def.outports {
+                outports.push(Some(
+                    transport.publisher(&queue_name(&p.name, &port.id)).await?,
+                ));
+            }
+            let spec = ParticipantSpec {
+                process: Arc::from(p.name.as_str()),
+                component: p.component.clone(),
+                limits: p.limits.clone(),
+                inports,
+                outports,
+                initial: initial.remove(p.name.as_str()).unwrap_or_default(),
+                parameters: parameters.remove(p.name.as_str()).unwrap_or_default(),
+            };
+            tracing::info!(
+                process = %p.name,
+                component = %def.component,
+                version = %p.component.short_hash(),
+                "participant started"
+            );
+            tasks.spawn(participant::run(spec, watcher.clone()));
+        }
+        Ok(Network {
+            phase,
+            tasks,
+            transport,
+            processes,
+        })
+    }
+
+    /// The processes this network runs.
+    pub fn processes(&self) -> &[ProcessInfo] {
+        &self.processes
+    }
+
+    /// The transport it runs on.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
+    }
+
+    /// Stops timers, lets queued messages drain (up to `grace`), then stops every
+    /// participant and returns their reports.
+    pub async fn shutdown(mut self, grace: Duration) -> Vec<Report> {
+        self.phase.send_replace(Phase::Draining);
+        let transport = self.transport.clone();
+        let drained = async move {
+            while transport.pending().is_some_and(|n| n > 0) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        if tokio::time::timeout(grace, drained).await.is_err() {
+            let left = self.transport.pending().unwrap_or(0);
+            tracing::warn!("shutdown grace of {grace:?} over with {left} messages undelivered");
+        }
+        self.phase.send_replace(Phase::Stopped);
+        let mut reports = Vec::new();
+        while let Some(done) = self.tasks.join_next().await {
+            match done {
+                Ok(report) => reports.push(report),
+                Err(e) => tracing::error!("participant task failed: {e}"),
+            }
+        }
+        reports
+    }
+}
+
+fn no_such_port(at: &str, p: &ProcessInfo, direction: &'static str, port: &str) -> NetworkError {
+    let def = &p.component.definition;
+    let ports = if direction == "inport" {
+        &def.inports
+    } else {
+        &def.outports
+    };
+    let known = if ports.is_empty() {
+        "none".to_string()
+    } else {
+        ports
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    NetworkError::NoSuchPort(Box::new(PortMismatch {
+        at: at.to_string(),
+        process: p.name.clone(),
+        component: def.component.clone(),
+        direction,
+        port: port.to_string(),
+        known,
+    }))
+}
+
+fn load_processes(
+    graph: &Graph,
+    source: &Source,
+    loader: &Loader,
+    resolver: &Resolver,
+) -> Result<Vec<ProcessInfo>, NetworkError> {
+    let mut out = Vec::new();
+    for (name, process) in &graph.processes {
+        let at = source.at(process.line);
+        let path =
+            resolver
+                .resolve(&process.component)
+                .map_err(|source| NetworkError::Resolve {
+                    at: at.clone(),
+                    process: name.clone(),
+                    source,
+                })?;
+        let component = loader.load(&path).map_err(|source| NetworkError::Load {
+            at: at.clone(),
+            process: name.clone(),
+            source,
+        })?;
+        let mut limits = Limits::default();
+        for (key, value) in process.metadata.iter().flatten() {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            limits
+                .apply(key, &text)
+                .map_err(|source| NetworkError::Limit {
+                    at: at.clone(),
+                    process: name.clone(),
+                    source,
+                })?;
+        }
+        if limits.memory > loader.runtime().max_memory() {
+            return Err(NetworkError::Limit {
+                at,
+                process: name.clone(),
+                source: LimitError {
+                    key: "memory".into(),
+                    value: limits.memory.to_string(),
+                    expected: "at most the host's --max-memory",
+                },
+            });
+        }
+        out.push(ProcessInfo {
+            name: name.clone(),
+            component,
+            limits,
+        });
+    }
+    Ok(out)
+}

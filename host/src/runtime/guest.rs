@@ -1,0 +1,48 @@
+//! The seam between a participant's loop and the code it runs.
+//!
+//! A [`Guest`] is one live instance; a [`GuestFactory`] makes them. Components
+//! implement both through wasmtime; the benchmark's native participants implement
+//! them in plain Rust, so the two run on the very same loop, queues and transport.
+
+use std::sync::Arc;
+
+use super::{CallOutcome, Definition, Instance, Limits};
+use crate::fault::FaultKind;
+
+/// One live instance of participant code.
+pub trait Guest: Send {
+    /// Called once after creation.
+    fn start(&mut self) -> CallOutcome;
+    /// Handles one message on inport `port`.
+    fn process(&mut self, port: &str, msg: &crate::message::Message) -> CallOutcome;
+    /// Handles the expiry of timer `id`.
+    fn on_timer(&mut self, id: u32) -> CallOutcome;
+}
+
+/// Makes instances of one participant's code.
+pub trait GuestFactory: Send + Sync + std::fmt::Debug {
+    /// What the code says it is.
+    fn definition(&self) -> &Arc<Definition>;
+    /// A version string (content hash) for logs.
+    fn version(&self) -> &str;
+    /// Creates a new instance for `process`.
+    fn instantiate(
+        &self,
+        process: Arc<str>,
+        limits: &Limits,
+    ) -> Result<Box<dyn Guest>, (FaultKind, String)>;
+}
+
+impl Guest for Instance {
+    fn start(&mut self) -> CallOutcome {
+        Instance::start(self)
+    }
+
+    fn process(&mut self, port: &str, msg: &crate::message::Message) -> CallOutcome {
+        Instance::process(self, port, msg)
+    }
+
+    fn on_timer(&mut self, id: u32) -> CallOutcome {
+        Instance::on_timer(self, id)
+    }
+}

@@ -1,0 +1,285 @@
+//! One long-lived participant instance: its store, its guest, and the calls into it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::Store;
+
+use super::bindings::{Participant, ParticipantPre};
+use super::limits::MemoryLimiter;
+use super::{EPOCH_TICK, Limits, wit};
+use crate::fault::FaultKind;
+use crate::message::Message;
+
+/// A component's self-description, as returned by its `definition` export.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Definition {
+    /// Component name, e.g. `core/Repeat`.
+    pub component: String,
+    /// One line for humans.
+    pub label: String,
+    /// Font Awesome icon name.
+    pub icon: String,
+    /// Inports in declaration order.
+    pub inports: Vec<PortDef>,
+    /// Outports in declaration order.
+    pub outports: Vec<PortDef>,
+}
+
+impl Definition {
+    /// The inport named `id`, compared case-insensitively as `.fbp` lowercases ports.
+    pub fn inport(&self, id: &str) -> Option<&PortDef> {
+        self.inports.iter().find(|p| p.id.eq_ignore_ascii_case(id))
+    }
+
+    /// The index of outport `id`, compared case-insensitively.
+    pub fn outport_index(&self, id: &str) -> Option<usize> {
+        self.outports
+            .iter()
+            .position(|p| p.id.eq_ignore_ascii_case(id))
+    }
+}
+
+/// One port of a [`Definition`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PortDef {
+    /// Port name.
+    pub id: String,
+    /// FBP data type (`any`, `number`, ...).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// One line for humans.
+    pub description: String,
+    /// Optional JSON schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Whether this inport is a run-time parameter.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub parameter: bool,
+}
+
+/// A timer change the guest asked for during a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerCommand {
+    /// Arm timer `id`.
+    Set {
+        /// Timer id chosen by the guest.
+        id: u32,
+        /// Delay before the first expiry.
+        after: Duration,
+        /// Re-fire every `after`.
+        repeat: bool,
+    },
+    /// Disarm timer `id`.
+    Cancel(u32),
+}
+
+/// What one guest call produced.
+#[derive(Debug)]
+pub struct CallOutcome {
+    /// Messages sent, as (outport index, message), in send order. Empty if the call failed:
+    /// a failed message publishes nothing.
+    pub outputs: Vec<(usize, Message)>,
+    /// Timer changes, in order.
+    pub timers: Vec<TimerCommand>,
+    /// `Err` when the call failed; the instance must be recreated if the kind
+    /// [poisons](FaultKind::poisons_instance) it.
+    pub result: Result<(), (FaultKind, String)>,
+}
+
+/// The store data of one instance: what the host interface reads and writes.
+pub(crate) struct InstanceState {
+    pub(crate) process: Arc<str>,
+    pub(crate) definition: Arc<Definition>,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) max_sends: u32,
+    pub(crate) max_message: usize,
+    /// Metadata of the message being processed, inherited by every output.
+    pub(crate) input_metadata: Vec<(String, String)>,
+    pub(crate) outputs: Vec<(usize, Message)>,
+    pub(crate) timers: Vec<TimerCommand>,
+    pub(crate) sends: u32,
+    /// The first host limit the guest broke during this call.
+    pub(crate) violation: Option<String>,
+}
+
+/// A long-lived instance of a participant component.
+pub struct Instance {
+    store: Store<InstanceState>,
+    guest: Participant,
+    deadline_ticks: u64,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("process", &self.store.data().process)
+            .finish()
+    }
+}
+
+impl Instance {
+    /// Instantiates the component for `process` and returns it without calling `start`.
+    pub(crate) fn instantiate(
+        pre: &ParticipantPre<InstanceState>,
+        process: Arc<str>,
+        definition: Arc<Definition>,
+        limits: &Limits,
+    ) -> Result<Self, (FaultKind, String)> {
+        let state = InstanceState {
+            process,
+            definition,
+            limiter: MemoryLimiter {
+                cap: limits.memory,
+                exceeded: false,
+            },
+            max_sends: limits.max_sends,
+            max_message: limits.max_message,
+            input_metadata: Vec::new(),
+            outputs: Vec::new(),
+            timers: Vec::new(),
+            sends: 0,
+            violation: None,
+        };
+        let mut store = Store::new(pre.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        let deadline_ticks =
+            limits.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64 + 1;
+        store.set_epoch_deadline(deadline_ticks);
+        let guest = pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(&store, &e))?;
+        Ok(Instance {
+            store,
+            guest,
+            deadline_ticks,
+        })
+    }
+
+    /// Asks the guest for its definition.
+    pub(crate) fn definition(&mut self) -> Result<Definition, (FaultKind, String)> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let d = match self.guest.call_definition(&mut self.store) {
+            Ok(d) => d,
+            Err(e) => return Err(classify(&self.store, &e)),
+        };
+        let port = |p: wit::Port| PortDef {
+            id: p.id,
+            type_: p.type_,
+            description: p.description,
+            schema: p.schema,
+            parameter: p.parameter,
+        };
+        Ok(Definition {
+            component: d.component,
+            label: d.label,
+            icon: d.icon,
+            inports: d.inports.into_iter().map(port).collect(),
+            outports: d.outports.into_iter().map(port).collect(),
+        })
+    }
+
+    /// Calls the guest's `start` export.
+    pub fn start(&mut self) -> CallOutcome {
+        self.call(&[], |guest, store| guest.call_start(store))
+    }
+
+    /// Delivers `msg` on inport `port`.
+    pub fn process(&mut self, port: &str, msg: &Message) -> CallOutcome {
+        let pairs: Vec<(&str, &str)> = msg
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let wire = wit::MessageParam {
+            content_type: &msg.content_type,
+            data: &msg.data,
+            metadata: &pairs,
+        };
+        self.call(&msg.metadata, |guest, store| {
+            guest.call_process(store, port, wire)
+        })
+    }
+
+    /// Tells the guest that timer `id` expired.
+    pub fn on_timer(&mut self, id: u32) -> CallOutcome {
+        self.call(&[], |guest, store| guest.call_on_timer(store, id))
+    }
+
+    fn call(
+        &mut self,
+        metadata: &[(String, String)],
+        f: impl FnOnce(
+            &Participant,
+            &mut Store<InstanceState>,
+        ) -> wasmtime::Result<Result<(), wit::Nack>>,
+    ) -> CallOutcome {
+        {
+            let s = self.store.data_mut();
+            s.input_metadata.clear();
+            s.input_metadata.extend_from_slice(metadata);
+            s.sends = 0;
+            s.violation = None;
+        }
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let called = f(&self.guest, &mut self.store);
+        let s = self.store.data_mut();
+        let mut outputs = std::mem::take(&mut s.outputs);
+        let timers = std::mem::take(&mut s.timers);
+        // A broken host limit outranks the guest's own verdict on the message.
+        let violation = s.violation.take();
+        let result = match (called, violation) {
+            (Err(e), _) => Err(classify(&self.store, &e)),
+            (Ok(_), Some(v)) => Err((FaultKind::LimitExceeded, v)),
+            (Ok(Err(nack)), None) => Err((nack_kind(nack.kind), nack.reason)),
+            (Ok(Ok(())), None) => Ok(()),
+        };
+        if result.is_err() {
+            outputs.clear();
+        }
+        CallOutcome {
+            outputs,
+            timers,
+            result,
+        }
+    }
+}
+
+fn nack_kind(kind: wit::NackKind) -> FaultKind {
+    match kind {
+        wit::NackKind::InvalidInput => FaultKind::InvalidInput,
+        wit::NackKind::Unavailable => FaultKind::Unavailable,
+        wit::NackKind::Internal => FaultKind::Internal,
+    }
+}
+
+/// Maps a wasmtime error from a guest call to a fault kind and a one-line detail.
+fn classify(store: &Store<InstanceState>, err: &wasmtime::Error) -> (FaultKind, String) {
+    let trap = err.downcast_ref::<wasmtime::Trap>().copied();
+    let kind = match trap {
+        Some(wasmtime::Trap::Interrupt) => FaultKind::Timeout,
+        Some(wasmtime::Trap::StackOverflow) => FaultKind::StackOverflow,
+        _ if store.data().limiter.exceeded => FaultKind::MemoryExhausted,
+        _ => FaultKind::Trap,
+    };
+    let detail = match kind {
+        FaultKind::Timeout => "guest exceeded its CPU deadline".to_string(),
+        FaultKind::MemoryExhausted => {
+            format!(
+                "guest exceeded its memory cap of {} bytes",
+                store.data().limiter.cap
+            )
+        }
+        _ => match trap {
+            Some(t) => format!("guest trapped: {t}"),
+            None => err
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("guest failed")
+                .to_string(),
+        },
+    };
+    (kind, detail)
+}

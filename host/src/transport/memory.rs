@@ -1,0 +1,286 @@
+//! The in-process transport: queues are MPMC channels, topics fan out to bound queues.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures_util::future::BoxFuture;
+
+use super::{
+    Binding, DEAD_LETTER_REASON, Delivery, DeliveryStream, PublishSink, Publisher, Settle,
+    Subscription, Transport, TransportError,
+};
+use crate::message::Message;
+
+/// A message that failed, kept with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The queue it was consumed from.
+    pub queue: String,
+    /// Why it failed.
+    pub reason: String,
+    /// The message, with the reason also in metadata [`DEAD_LETTER_REASON`].
+    pub message: Message,
+}
+
+/// An in-process transport with MsgFlo's queue/topic model and exact in-flight counting.
+///
+/// Queues are unbounded, as broker queues are. A nacked message goes to the queue's
+/// dead-letter queue `dead-<queue>` when one is declared, and is always kept in
+/// [`MemoryTransport::dead_letters`].
+#[derive(Debug, Clone, Default)]
+pub struct MemoryTransport {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    queues: Mutex<HashMap<String, Arc<Queue>>>,
+    topics: Mutex<HashMap<String, Arc<Topic>>>,
+    dead: Mutex<Vec<DeadLetter>>,
+    pending: AtomicU64,
+    drained: tokio::sync::Notify,
+}
+
+#[derive(Debug)]
+struct Queue {
+    name: String,
+    tx: flume::Sender<Message>,
+    rx: flume::Receiver<Message>,
+    shared: std::sync::Weak<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Topic {
+    /// Bound queues. Read on every publish, written only when the graph is rewired.
+    bound: RwLock<Vec<(String, Arc<Queue>)>>,
+}
+
+impl MemoryTransport {
+    /// A new, empty transport.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every dead-lettered message so far.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        lock(&self.shared.dead).clone()
+    }
+
+    /// Messages waiting in `queue`.
+    pub fn depth(&self, queue: &str) -> usize {
+        lock(&self.shared.queues)
+            .get(queue)
+            .map_or(0, |q| q.rx.len())
+    }
+
+    /// Resolves once no message is pending (published but not settled).
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.shared.drained.notified();
+            if self.shared.pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn queue(&self, name: &str) -> Arc<Queue> {
+        lock(&self.shared.queues)
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                let (tx, rx) = flume::unbounded();
+                Arc::new(Queue {
+                    name: name.to_string(),
+                    tx,
+                    rx,
+                    shared: Arc::downgrade(&self.shared),
+                })
+            })
+            .clone()
+    }
+
+    fn topic(&self, name: &str) -> Arc<Topic> {
+        lock(&self.shared.topics)
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+}
+
+impl Queue {
+    fn push(&self, msg: Message) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.pending.fetch_add(1, Ordering::AcqRel);
+        }
+        // The queue owns a receiver, so the channel cannot be disconnected.
+        let _ = self.tx.send(msg);
+    }
+}
+
+impl Shared {
+    fn settled(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.drained.notify_waiters();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[async_trait::async_trait]
+impl Transport for MemoryTransport {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn declare_queue(&self, queue: &str) -> Result<(), TransportError> {
+        self.queue(queue);
+        Ok(())
+    }
+
+    async fn declare_topic(&self, topic: &str) -> Result<(), TransportError> {
+        self.topic(topic);
+        Ok(())
+    }
+
+    async fn bind(&self, binding: &Binding) -> Result<(), TransportError> {
+        let queue = self.queue(&binding.tgt);
+        let topic = self.topic(&binding.src);
+        let mut bound = topic.bound.write().unwrap_or_else(|p| p.into_inner());
+        if !bound.iter().any(|(name, _)| *name == binding.tgt) {
+            bound.push((binding.tgt.clone(), queue));
+        }
+        Ok(())
+    }
+
+    async fn unbind(&self, binding: &Binding) -> Result<(), TransportError> {
+        let topic = self.topic(&binding.src);
+        topic
+            .bound
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(n, _)| *n != binding.tgt);
+        Ok(())
+    }
+
+    async fn subscribe(&self, queue: &str) -> Result<Subscription, TransportError> {
+        let q = self.queue(queue);
+        Ok(Subscription::new(
+            queue,
+            Box::new(MemoryStream { queue: q }),
+        ))
+    }
+
+    async fn publisher(&self, topic: &str) -> Result<Publisher, TransportError> {
+        Ok(Publisher::new(
+            topic,
+            Arc::new(MemorySink {
+                topic: self.topic(topic),
+            }),
+        ))
+    }
+
+    async fn send_to_queue(&self, queue: &str, msg: Message) -> Result<(), TransportError> {
+        self.queue(queue).push(msg);
+        Ok(())
+    }
+
+    fn pending(&self) -> Option<u64> {
+        Some(self.shared.pending.load(Ordering::Acquire))
+    }
+}
+
+struct MemoryStream {
+    queue: Arc<Queue>,
+}
+
+#[async_trait::async_trait]
+impl DeliveryStream for MemoryStream {
+    async fn next(&mut self) -> Option<Delivery> {
+        let msg = match self.queue.rx.try_recv() {
+            Ok(msg) => msg,
+            Err(_) => self.queue.rx.recv_async().await.ok()?,
+        };
+        Some(Delivery::new(msg, self.queue.clone(), 0))
+    }
+}
+
+impl Settle for Queue {
+    fn ack(&self, _tag: u64) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.settled();
+        }
+    }
+
+    fn nack(&self, _tag: u64, mut msg: Message, reason: &str) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        msg.set_meta(DEAD_LETTER_REASON, reason);
+        let dlq = format!("dead-{}", self.name);
+        if let Some(q) = lock(&shared.queues).get(&dlq).cloned() {
+            q.push(msg.clone());
+        }
+        lock(&shared.dead).push(DeadLetter {
+            queue: self.name.clone(),
+            reason: reason.to_string(),
+            message: msg,
+        });
+        shared.settled();
+    }
+}
+
+struct MemorySink {
+    topic: Arc<Topic>,
+}
+
+impl PublishSink for MemorySink {
+    fn publish(&self, msg: Message) -> BoxFuture<'_, Result<(), TransportError>> {
+        let bound = self.topic.bound.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(((_, last), rest)) = bound.split_last() {
+            for (_, q) in rest {
+                q.push(msg.clone());
+            }
+            last.push(msg);
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::BindingKind;
+
+    #[tokio::test]
+    async fn fanout_ack_and_dead_letter() {
+        let t = MemoryTransport::new();
+        for q in ["a.IN", "b.IN", "dead-b.IN"] {
+            t.declare_queue(q).await.ok();
+        }
+        for tgt in ["a.IN", "b.IN"] {
+            let binding = Binding {
+                src: "x.OUT".into(),
+                tgt: tgt.into(),
+                kind: BindingKind::PubSub,
+            };
+            t.bind(&binding).await.ok();
+        }
+        let publisher = t.publisher("x.OUT").await.unwrap();
+        publisher.publish(Message::json_text("1")).await.ok();
+        assert_eq!(t.pending(), Some(2));
+        let mut a = t.subscribe("a.IN").await.unwrap();
+        let mut b = t.subscribe("b.IN").await.unwrap();
+        a.next().await.unwrap().ack();
+        b.next().await.unwrap().nack("bad");
+        assert_eq!(t.pending(), Some(1), "the dead-letter queue holds one");
+        let dead = t.dead_letters();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].reason, "bad");
+        assert_eq!(dead[0].message.meta(DEAD_LETTER_REASON), Some("bad"));
+        assert_eq!(t.depth("dead-b.IN"), 1);
+    }
+}

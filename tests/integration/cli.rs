@@ -1,0 +1,193 @@
+//! The `wasmflo` command: the main demo end to end, `inspect`, and bad input.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use crate::support::*;
+
+fn cli() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wasmflo-test-cli"));
+    c.env(
+        "WASMFLO_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmflo-cache"),
+    );
+    c.env_remove("WASMFLO_COMPONENTS_DIR");
+    c
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli")
+        .join(name);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Runs the CLI to completion; returns (exit success, stdout, stderr).
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = cli().args(args).output().expect("cli runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts a failed run with exactly one `error:` line mentioning every `needle`.
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let (ok, _, stderr) = run(args);
+    assert!(!ok, "expected failure for {args:?}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line, got: {stderr}");
+    for n in needles {
+        assert!(
+            errors[0].contains(n),
+            "{:?} should mention {n:?}",
+            errors[0]
+        );
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn main_demo_runs_until_interrupted() {
+    let graph = repo().join("graphs/temperature.fbp");
+    let mut child = cli()
+        .arg("run")
+        .arg(&graph)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let display = loop {
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .expect("the display prints within the deadline");
+        if line.contains("[display] Temperature: ") {
+            break line;
+        }
+    };
+    assert!(display.trim_end().ends_with(" C"), "{display}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    assert!(status.expect("kill").success());
+    let mut rest = Vec::new();
+    while let Ok(line) = rx.recv_timeout(DEADLINE) {
+        rest.push(line);
+    }
+    let code = child.wait().expect("exit");
+    assert!(code.success(), "clean exit after Ctrl-C: {code:?} {rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("stopping: draining")),
+        "{rest:?}"
+    );
+}
+
+#[test]
+fn inspect_prints_definition_and_imports() {
+    let (ok, stdout, stderr) = run(&[
+        "inspect",
+        &format!("{}/temperature/Format.wasm", components()),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("component  temperature/Format"), "{stdout}");
+    assert!(stdout.contains("unit"), "{stdout}");
+    assert!(stdout.contains("[parameter]"), "{stdout}");
+    assert!(
+        stdout.contains("wasmflo:participant/host@0.1.0"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("wasi:"), "no WASI imports: {stdout}");
+}
+
+fn components() -> String {
+    wasmflo_host::component::components_dir()
+        .display()
+        .to_string()
+}
+
+#[test]
+fn unknown_component_names_process_line_and_file() {
+    let dir = scratch("unknown");
+    let g = dir.join("g.fbp");
+    std::fs::write(&g, "a(core/Repeat) OUT -> IN b(core/Repaet)\n").expect("write");
+    fails_with(
+        &["run", g.to_str().expect("utf8")],
+        &["g.fbp:1", "process 'b'", "core/Repaet"],
+    );
+}
+
+#[test]
+fn undeclared_port_names_process_and_port() {
+    let dir = scratch("port");
+    let g = dir.join("g.fbp");
+    std::fs::write(
+        &g,
+        "# a comment\na(core/Repeat) OUT -> NOPE b(core/Repeat)\n",
+    )
+    .expect("write");
+    fails_with(
+        &["run", g.to_str().expect("utf8")],
+        &[
+            "g.fbp:2",
+            "process 'b' (core/Repeat) has no inport 'nope'",
+            "inports: in",
+        ],
+    );
+}
+
+#[test]
+fn files_that_are_not_participants_are_refused() {
+    let dir = scratch("notcomponent");
+    let cases: [(&str, &[u8], &str); 3] = [
+        ("text.wasm", b"hello", "not a WebAssembly component"),
+        (
+            "core.wasm",
+            b"\0asm\x01\0\0\0",
+            "core WebAssembly module, not a component",
+        ),
+        (
+            "other.wasm",
+            &std::fs::read(wasmflo_tests::guests::OTHER_WORLD).expect("guest"),
+            "does not implement the wasmflo:participant@0.1.0 world",
+        ),
+    ];
+    for (file, bytes, needle) in cases {
+        std::fs::write(dir.join(file), bytes).expect("write");
+        let graph =
+            format!(r#"{{"processes": {{"x": {{"component": "{file}"}}}}, "connections": []}}"#);
+        let g = dir.join(format!("{file}.json"));
+        std::fs::write(&g, graph).expect("write");
+        fails_with(
+            &["run", g.to_str().expect("utf8")],
+            &[file, "process 'x'", needle],
+        );
+        fails_with(
+            &["inspect", dir.join(file).to_str().expect("utf8")],
+            &[file, needle],
+        );
+    }
+}
+
+#[test]
+fn syntax_errors_name_file_line_and_column() {
+    let dir = scratch("syntax");
+    let g = dir.join("g.fbp");
+    std::fs::write(&g, "a(core/Repeat) OUT -> -> b\n").expect("write");
+    fails_with(&["run", g.to_str().expect("utf8")], &["g.fbp", "line 1"]);
+}

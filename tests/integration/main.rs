@@ -1,0 +1,9 @@
+//! Integration tests: real components on the real host. One test binary, a module per area.
+
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod cli;
+mod faults;
+mod graphs;
+mod support;

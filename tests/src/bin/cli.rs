@@ -1,0 +1,6 @@
+//! The `wasmflo` CLI under another name, so the tests package's integration tests get
+//! `CARGO_BIN_EXE_wasmflo-test-cli` (cargo only provides that for a package's own bins).
+
+fn main() -> std::process::ExitCode {
+    wasmflo_host::cli::main()
+}
