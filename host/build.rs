@@ -14,16 +14,7 @@ use wasmflo_guest_build::{
 };
 
 fn main() {
-    if let Err(err) = run() {
-        let mut text = format!("error: {err}");
-        let mut source = err.source();
-        while let Some(cause) = source {
-            let _ = write!(text, "\n  caused by: {cause}");
-            source = cause.source();
-        }
-        eprintln!("{text}");
-        std::process::exit(1);
-    }
+    wasmflo_guest_build::run_build_script(run);
 }
 
 fn run() -> Result<(), Box<dyn Error>> {

@@ -8,16 +8,7 @@ use std::path::{Path, PathBuf};
 use wasmflo_guest_build::{BuildOptions, build_components, workspace_target_dir};
 
 fn main() {
-    if let Err(err) = run() {
-        let mut text = format!("error: {err}");
-        let mut source = err.source();
-        while let Some(cause) = source {
-            let _ = write!(text, "\n  caused by: {cause}");
-            source = cause.source();
-        }
-        eprintln!("{text}");
-        std::process::exit(1);
-    }
+    wasmflo_guest_build::run_build_script(run);
 }
 
 fn run() -> Result<(), Box<dyn Error>> {

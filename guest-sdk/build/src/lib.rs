@@ -220,6 +220,21 @@ fn emit_rerun_if_changed(opts: &BuildOptions) {
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 }
 
+/// Runs a build script's body; on error prints it with its causes and exits with 1, the
+/// way cargo expects a failed build script to end.
+pub fn run_build_script(body: impl FnOnce() -> Result<(), Box<dyn std::error::Error>>) {
+    if let Err(err) = body() {
+        let mut text = format!("error: {err}");
+        let mut source = err.source();
+        while let Some(cause) = source {
+            text.push_str(&format!("\n  caused by: {cause}"));
+            source = cause.source();
+        }
+        eprintln!("{text}");
+        std::process::exit(1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

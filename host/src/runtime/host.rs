@@ -7,10 +7,13 @@ use super::instance::{InstanceState, TimerCommand};
 use super::wit;
 use crate::message::Message;
 
+/// Refused sends a guest may ignore before the host traps it.
+const REFUSALS_BEFORE_TRAP: u32 = 100;
+
 impl wit::Host for InstanceState {}
 
-impl host::Host for InstanceState {
-    fn send(&mut self, port: String, msg: wit::MessageResult) -> Result<(), wit::SendError> {
+impl InstanceState {
+    fn try_send(&mut self, port: String, msg: wit::MessageResult) -> Result<(), wit::SendError> {
         let Some(index) = self.definition.outport_index(&port) else {
             self.violation
                 .get_or_insert_with(|| format!("sent on undeclared outport '{port}'"));
@@ -41,6 +44,24 @@ impl host::Host for InstanceState {
         out.inherit_metadata(&self.input_metadata);
         self.outputs.push((index, out));
         Ok(())
+    }
+}
+
+impl host::Host for InstanceState {
+    fn send(
+        &mut self,
+        port: String,
+        msg: wit::MessageResult,
+    ) -> wasmtime::Result<Result<(), wit::SendError>> {
+        if self.violation.is_some() {
+            self.refused += 1;
+            if self.refused > REFUSALS_BEFORE_TRAP {
+                return Err(wasmtime::Error::msg(
+                    "guest kept sending after its sends were refused",
+                ));
+            }
+        }
+        Ok(self.try_send(port, msg))
     }
 
     fn log(&mut self, level: wit::LogLevel, text: String) {

@@ -101,6 +101,8 @@ pub(crate) struct InstanceState {
     pub(crate) sends: u32,
     /// The first host limit the guest broke during this call.
     pub(crate) violation: Option<String>,
+    /// Sends refused after the first violation in this call.
+    pub(crate) refused: u32,
 }
 
 /// A long-lived instance of a participant component.
@@ -140,6 +142,7 @@ impl Instance {
             timers: Vec::new(),
             sends: 0,
             violation: None,
+            refused: 0,
         };
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
@@ -221,6 +224,7 @@ impl Instance {
             s.input_metadata.extend_from_slice(metadata);
             s.sends = 0;
             s.violation = None;
+            s.refused = 0;
         }
         self.store.set_epoch_deadline(self.deadline_ticks);
         let called = f(&self.guest, &mut self.store);
@@ -230,6 +234,10 @@ impl Instance {
         // A broken host limit outranks the guest's own verdict on the message.
         let violation = s.violation.take();
         let result = match (called, violation) {
+            // The host stopped a guest that kept breaking a limit.
+            (Err(e), Some(v)) if e.downcast_ref::<wasmtime::Trap>().is_none() => {
+                Err((FaultKind::LimitExceeded, v))
+            }
             (Err(e), _) => Err(classify(&self.store, &e)),
             (Ok(_), Some(v)) => Err((FaultKind::LimitExceeded, v)),
             (Ok(Err(nack)), None) => Err((nack_kind(nack.kind), nack.reason)),

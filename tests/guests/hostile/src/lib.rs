@@ -6,6 +6,8 @@
 //! - `"spin"`: loops forever;
 //! - `"hog"`: allocates and touches 64 KiB chunks until memory runs out (then traps);
 //! - `"deep"`: recurses until the engine's call stack overflows (a stack-overflow trap);
+//! - `"smash"`: recurses with large frames until the guest's own stack in linear memory
+//!   runs out (wasmtime reports an out-of-bounds memory access);
 //! - `"nack"`: returns an internal nack `hostile: nack requested`;
 //! - `"flood"`: calls send on `out` 100 000 times, ignoring refusals; nacks (internal)
 //!   if any send was refused;
@@ -35,6 +37,7 @@ pub enum Command {
     Hog,
     /// Recurse without bound.
     Deep,
+    Smash,
     /// Return an internal nack.
     Nack,
     /// Send [`FLOOD_COUNT`] messages.
@@ -52,6 +55,7 @@ impl Command {
             Some("spin") => Self::Spin,
             Some("hog") => Self::Hog,
             Some("deep") => Self::Deep,
+            Some("smash") => Self::Smash,
             Some("nack") => Self::Nack,
             Some("flood") => Self::Flood,
             _ => Self::Echo(value),
@@ -99,6 +103,10 @@ impl Participant for Hostile {
                     Command::Hog => hog(),
                     Command::Deep => {
                         black_box(deep(0));
+                        Err(Nack::internal("hostile: recursion returned"))
+                    }
+                    Command::Smash => {
+                        black_box(smash(0));
                         Err(Nack::internal("hostile: recursion returned"))
                     }
                     Command::Nack => Err(Nack::internal("hostile: nack requested")),
@@ -161,6 +169,18 @@ fn deep(depth: u64) -> u64 {
     let below = deep(depth + 1);
     DEPTH.store(below ^ depth, Ordering::Relaxed);
     below.wrapping_add(depth)
+}
+
+/// Recurses with a buffer in every frame, so the shadow stack in linear memory runs out
+/// long before the engine's call stack does.
+#[inline(never)]
+fn smash(depth: u64) -> u64 {
+    let frame = black_box([depth; 64]);
+    if DEPTH.load(Ordering::Relaxed) == u64::MAX {
+        return frame[0];
+    }
+    let below = smash(depth + 1);
+    below.wrapping_add(frame[(depth % 64) as usize])
 }
 
 fn flood(ctx: &mut Context) -> Result<(), Nack> {
