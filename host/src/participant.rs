@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use futures_util::stream::SelectAll;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -19,6 +19,9 @@ use crate::fault::{Fault, FaultKind};
 use crate::message::Message;
 use crate::runtime::{CallOutcome, Guest, GuestFactory, Limits, TimerCommand};
 use crate::transport::{Delivery, Publisher, Subscription};
+
+/// Most deliveries handled back to back before timers and shutdown are looked at again.
+const BATCH: usize = 32;
 
 /// The lifecycle a network drives its participants through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -152,7 +155,17 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
                 if changed.is_err() { break; }
             }
             item = merged.next(), if !merged.is_empty() => match item {
-                Some((port, delivery)) => p.handle(&port, delivery).await,
+                Some((port, delivery)) => {
+                    p.handle(&port, delivery).await;
+                    // Under load, take what is already queued without another round
+                    // through select!; bounded so timers and shutdown stay responsive.
+                    for _ in 0..BATCH {
+                        match merged.next().now_or_never() {
+                            Some(Some((port, delivery))) => p.handle(&port, delivery).await,
+                            _ => break,
+                        }
+                    }
+                }
                 None => break,
             },
             () = sleep_until(next_timer) => {
