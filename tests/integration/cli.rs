@@ -191,3 +191,59 @@ fn syntax_errors_name_file_line_and_column() {
     std::fs::write(&g, "a(core/Repeat) OUT -> -> b\n").expect("write");
     fails_with(&["run", g.to_str().expect("utf8")], &["g.fbp", "line 1"]);
 }
+
+#[test]
+fn graph_prints_json_like_fbp_and_fbp_that_round_trips() {
+    let path = repo().join("graphs/temperature.fbp");
+    let file = path.to_str().expect("utf8");
+    let expected = fbp(&std::fs::read_to_string(&path).expect("read")).to_json();
+
+    let (ok, stdout, stderr) = run(&["graph", file]);
+    assert!(ok, "{stderr}");
+    let printed: serde_json::Value = serde_json::from_str(&stdout).expect("JSON output");
+    assert_eq!(printed, expected);
+    let pretty = serde_json::to_string_pretty(&expected).expect("serialize");
+    assert_eq!(
+        stdout,
+        format!("{pretty}\n"),
+        "2-space indent, key order as fbp"
+    );
+
+    let (ok, text, stderr) = run(&["graph", "--format", "fbp", file]);
+    assert!(ok, "{stderr}");
+    assert_eq!(fbp(&text).to_json(), expected);
+    let again = scratch("graph").join("again.fbp");
+    std::fs::write(&again, &text).expect("write");
+    let (ok, reprinted, stderr) = run(&["graph", again.to_str().expect("utf8")]);
+    assert!(ok, "{stderr}");
+    assert_eq!(reprinted, stdout);
+}
+
+#[test]
+fn validate_reports_counts_and_errors() {
+    let file = repo().join("graphs/temperature.fbp");
+    let (ok, stdout, stderr) = run(&["validate", file.to_str().expect("utf8")]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), "ok: 3 processes, 5 connections");
+
+    let dir = scratch("validate");
+    let syntax = dir.join("syntax.fbp");
+    std::fs::write(
+        &syntax,
+        "a(core/Repeat) OUT -> IN b(core/Drop)\na OUT -> -> b\n",
+    )
+    .expect("write");
+    for command in ["validate", "graph"] {
+        fails_with(
+            &[command, syntax.to_str().expect("utf8")],
+            &["syntax.fbp: line 2, column 10: expected "],
+        );
+    }
+    // No extension: the content decides (.fbp here).
+    let undeclared = dir.join("undeclared");
+    std::fs::write(&undeclared, "a(core/Repeat) OUT -> IN ghost\n").expect("write");
+    fails_with(
+        &["validate", undeclared.to_str().expect("utf8")],
+        &["undeclared: ", "undefined target node \"ghost\""],
+    );
+}

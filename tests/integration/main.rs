@@ -5,5 +5,6 @@
 
 mod cli;
 mod faults;
+mod fbp_oracle;
 mod graphs;
 mod support;

@@ -1,7 +1,9 @@
 //! The `wasmflo` command line: one file per subcommand. `anyhow` lives here only.
 
+mod graph;
 mod inspect;
 mod run;
+mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +29,10 @@ enum Command {
     Run(run::RunArgs),
     /// Print a component's definition and imports.
     Inspect(inspect::InspectArgs),
+    /// Print a graph as JSON (like `fbp FILE`) or as .fbp; loads no component.
+    Graph(graph::GraphArgs),
+    /// Check a graph's syntax and consistency; loads no component.
+    Validate(validate::ValidateArgs),
 }
 
 /// Engine settings shared by every subcommand.
@@ -77,6 +83,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(&cli.engine, args),
         Command::Inspect(args) => inspect::inspect(&cli.engine, args),
+        Command::Graph(args) => graph::graph(args),
+        Command::Validate(args) => validate::validate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::EngineArgs;
 use crate::component::Resolver;
-use crate::graph::{self, Format, Graph, ParseOptions};
+use crate::graph::{self, Format, Graph, GraphError, ParseOptions};
 use crate::network::{Network, Source};
 use crate::runtime::parse_duration;
 use crate::transport::MemoryTransport;
@@ -30,13 +30,18 @@ fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text).ok_or_else(|| format!("'{text}' is not a duration such as 5s"))
 }
 
-/// Reads and parses a graph file; errors name the file (and line and column).
+/// Reads, parses and validates a graph file (the format from the extension, else the
+/// content). Errors name the file, then the line and column (syntax) or the process.
 pub(super) fn load_graph(path: &Path) -> anyhow::Result<Graph> {
     let src = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read graph", path.display()))?;
     let format = Format::detect(Some(path), &src);
-    graph::parse(&src, format, &ParseOptions::default())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    let file = path.display().to_string();
+    graph::parse(&src, format, &ParseOptions::default()).map_err(|err| match err {
+        GraphError::Fbp(e) => anyhow::Error::new(e).context(file),
+        GraphError::Json(e) => anyhow::Error::new(e).context(file),
+        GraphError::Invalid(e) => anyhow::Error::new(e).context(file),
+    })
 }
 
 pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {

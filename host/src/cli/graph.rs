@@ -1,0 +1,34 @@
+//! `wasmflo graph FILE`: print a graph converted to JSON (as `fbp FILE` does) or to .fbp.
+
+use std::path::PathBuf;
+
+use super::run::load_graph;
+
+/// Arguments of `wasmflo graph`.
+#[derive(Debug, clap::Args)]
+pub struct GraphArgs {
+    /// The graph: a `.fbp` file or a JSON graph.
+    graph: PathBuf,
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    format: OutputFormat,
+}
+
+/// What `wasmflo graph` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    /// The JSON graph, indented by two spaces like the `fbp` command prints it.
+    Json,
+    /// .fbp text.
+    Fbp,
+}
+
+/// Parses and validates the graph (no component is loaded) and prints it.
+pub(super) fn graph(args: GraphArgs) -> anyhow::Result<()> {
+    let graph = load_graph(&args.graph)?;
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&graph.to_json())?),
+        OutputFormat::Fbp => print!("{}", graph.to_fbp()),
+    }
+    Ok(())
+}
