@@ -73,6 +73,7 @@ fn main_demo_runs_until_interrupted() {
             }
         }
     });
+    let mut before = Vec::new();
     let display = loop {
         let line = rx
             .recv_timeout(DEADLINE)
@@ -80,7 +81,10 @@ fn main_demo_runs_until_interrupted() {
         if line.contains("[display] Temperature: ") {
             break line;
         }
+        before.push(line);
     };
+    let noisy = |l: &String| l.contains("WARN") || l.contains("ERROR");
+    assert!(!before.iter().any(noisy), "a clean start: {before:?}");
     assert!(display.trim_end().ends_with(" C"), "{display}");
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])

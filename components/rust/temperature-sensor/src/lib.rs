@@ -22,11 +22,23 @@ pub fn reading(base: f64, n: u64) -> f64 {
     base + step / 6.0 - 1.0
 }
 
+/// A parameter's number: a JSON number, or a JSON string holding one, since `.fbp` IIPs
+/// such as `'1000' -> INTERVAL sensor` arrive as strings (MsgFlo's convention).
+fn number(msg: &Message, what: &str) -> Result<f64, Nack> {
+    let value: serde_json::Value = msg
+        .json()
+        .map_err(|n| Nack::invalid_input(format!("{what}: {}", n.reason())))?;
+    match &value {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| Nack::invalid_input(format!("{what}: expected a number, got {value}")))
+}
+
 /// Parses an `interval` parameter: a whole number of milliseconds in `0..=u32::MAX`.
 pub fn parse_interval(msg: &Message) -> Result<u32, Nack> {
-    let value: f64 = msg
-        .json()
-        .map_err(|n| Nack::invalid_input(format!("interval: {}", n.reason())))?;
+    let value = number(msg, "interval")?;
     if value.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&value) {
         // Checked above: a whole number within u32's range.
         #[allow(
@@ -45,9 +57,7 @@ pub fn parse_interval(msg: &Message) -> Result<u32, Nack> {
 
 /// Parses a `base` parameter: a finite JSON number (°C).
 pub fn parse_base(msg: &Message) -> Result<f64, Nack> {
-    let value: f64 = msg
-        .json()
-        .map_err(|n| Nack::invalid_input(format!("base: {}", n.reason())))?;
+    let value = number(msg, "base")?;
     if value.is_finite() {
         Ok(value)
     } else {
@@ -207,6 +217,14 @@ mod tests {
         sensor.on_timer(&mut ctx, 99)?;
         assert_eq!(sent_numbers(&ctx), [reading(-5.0, 0), reading(-5.0, 1)]);
         assert_eq!(ctx.sent()[0].1.data(), b"-5.833333333333333");
+        Ok(())
+    }
+
+    #[test]
+    fn fbp_string_iips_are_numbers() -> Result<(), Nack> {
+        assert_eq!(parse_interval(&Message::from_json(&"1000")?)?, 1000);
+        assert_eq!(parse_base(&Message::from_json(&"22.5")?)?, 22.5);
+        assert_eq!(parse_base(&Message::from_json(&-5.5)?)?, -5.5);
         Ok(())
     }
 
