@@ -84,6 +84,19 @@ impl Message {
             .map_err(|err| Nack::invalid_input(format!("invalid JSON payload: {err}")))
     }
 
+    /// The payload as a number: a JSON number, or a JSON string holding one, because
+    /// `.fbp` IIPs such as `'1000' -> INTERVAL sensor` arrive as strings (MsgFlo's
+    /// convention). Nacks with `invalid-input` otherwise.
+    pub fn number(&self) -> Result<f64, Nack> {
+        let value: serde_json::Value = self.json()?;
+        match &value {
+            serde_json::Value::Number(n) => n.as_f64(),
+            serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| Nack::invalid_input(format!("expected a number, got {value}")))
+    }
+
     /// The payload as UTF-8 text; nacks with `invalid-input` if it is not UTF-8.
     pub fn text(&self) -> Result<&str, Nack> {
         core::str::from_utf8(&self.data)
@@ -138,6 +151,20 @@ mod tests {
         assert_eq!(msg.content_type(), "application/json");
         assert_eq!(msg.data(), b"22.5");
         assert_eq!(msg.json::<f64>()?, 22.5);
+        Ok(())
+    }
+
+    #[test]
+    fn numbers_from_json_numbers_and_fbp_strings() -> Result<(), Nack> {
+        assert_eq!(Message::from_json(&-5.5)?.number()?, -5.5);
+        assert_eq!(Message::from_json(&"1000")?.number()?, 1000.0);
+        let err = Message::from_json(&"warm")?
+            .number()
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(err.kind(), NackKind::InvalidInput);
+        assert_eq!(err.reason(), "expected a number, got \"warm\"");
+        assert!(Message::from_json(&true)?.number().is_err());
         Ok(())
     }
 

@@ -17,6 +17,13 @@ fn cli() -> Command {
     c
 }
 
+/// Writes `contents` to `<scratch dir for test>/<name>` and returns the path as text.
+fn scratch_file(test: &str, name: &str, contents: impl AsRef<[u8]>) -> String {
+    let path = scratch(test).join(name);
+    std::fs::write(&path, contents).expect("write");
+    path.to_str().expect("utf8").to_string()
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("cli")
@@ -127,26 +134,23 @@ fn components() -> String {
 
 #[test]
 fn unknown_component_names_process_line_and_file() {
-    let dir = scratch("unknown");
-    let g = dir.join("g.fbp");
-    std::fs::write(&g, "a(core/Repeat) OUT -> IN b(core/Repaet)\n").expect("write");
-    fails_with(
-        &["run", g.to_str().expect("utf8")],
-        &["g.fbp:1", "process 'b'", "core/Repaet"],
+    let g = scratch_file(
+        "unknown",
+        "g.fbp",
+        "a(core/Repeat) OUT -> IN b(core/Repaet)\n",
     );
+    fails_with(&["run", &g], &["g.fbp:1", "process 'b'", "core/Repaet"]);
 }
 
 #[test]
 fn undeclared_port_names_process_and_port() {
-    let dir = scratch("port");
-    let g = dir.join("g.fbp");
-    std::fs::write(
-        &g,
+    let g = scratch_file(
+        "port",
+        "g.fbp",
         "# a comment\na(core/Repeat) OUT -> NOPE b(core/Repeat)\n",
-    )
-    .expect("write");
+    );
     fails_with(
-        &["run", g.to_str().expect("utf8")],
+        &["run", &g],
         &[
             "g.fbp:2",
             "process 'b' (core/Repeat) has no inport 'nope'",
@@ -190,10 +194,8 @@ fn files_that_are_not_participants_are_refused() {
 
 #[test]
 fn syntax_errors_name_file_line_and_column() {
-    let dir = scratch("syntax");
-    let g = dir.join("g.fbp");
-    std::fs::write(&g, "a(core/Repeat) OUT -> -> b\n").expect("write");
-    fails_with(&["run", g.to_str().expect("utf8")], &["g.fbp", "line 1"]);
+    let g = scratch_file("syntax", "g.fbp", "a(core/Repeat) OUT -> -> b\n");
+    fails_with(&["run", &g], &["g.fbp: line 1, column 23: expected "]);
 }
 
 #[test]
@@ -216,9 +218,8 @@ fn graph_prints_json_like_fbp_and_fbp_that_round_trips() {
     let (ok, text, stderr) = run(&["graph", "--format", "fbp", file]);
     assert!(ok, "{stderr}");
     assert_eq!(fbp(&text).to_json(), expected);
-    let again = scratch("graph").join("again.fbp");
-    std::fs::write(&again, &text).expect("write");
-    let (ok, reprinted, stderr) = run(&["graph", again.to_str().expect("utf8")]);
+    let again = scratch_file("graph", "again.fbp", &text);
+    let (ok, reprinted, stderr) = run(&["graph", &again]);
     assert!(ok, "{stderr}");
     assert_eq!(reprinted, stdout);
 }
@@ -230,24 +231,21 @@ fn validate_reports_counts_and_errors() {
     assert!(ok, "{stderr}");
     assert_eq!(stdout.trim(), "ok: 3 processes, 5 connections");
 
-    let dir = scratch("validate");
-    let syntax = dir.join("syntax.fbp");
-    std::fs::write(
-        &syntax,
+    let syntax = scratch_file(
+        "validate",
+        "syntax.fbp",
         "a(core/Repeat) OUT -> IN b(core/Drop)\na OUT -> -> b\n",
-    )
-    .expect("write");
+    );
     for command in ["validate", "graph"] {
         fails_with(
-            &[command, syntax.to_str().expect("utf8")],
+            &[command, &syntax],
             &["syntax.fbp: line 2, column 10: expected "],
         );
     }
     // No extension: the content decides (.fbp here).
-    let undeclared = dir.join("undeclared");
-    std::fs::write(&undeclared, "a(core/Repeat) OUT -> IN ghost\n").expect("write");
+    let undeclared = scratch_file("validate", "undeclared", "a(core/Repeat) OUT -> IN ghost\n");
     fails_with(
-        &["validate", undeclared.to_str().expect("utf8")],
+        &["validate", &undeclared],
         &["undeclared: ", "undefined target node \"ghost\""],
     );
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::EngineArgs;
 use crate::component::Resolver;
-use crate::graph::{self, Format, Graph, GraphError, ParseOptions};
+use crate::graph::{self, Format, Graph, ParseOptions};
 use crate::network::{Network, Source};
 use crate::runtime::parse_duration;
 use crate::transport::MemoryTransport;
@@ -36,12 +36,8 @@ pub(super) fn load_graph(path: &Path) -> anyhow::Result<Graph> {
     let src = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read graph", path.display()))?;
     let format = Format::detect(Some(path), &src);
-    let file = path.display().to_string();
-    graph::parse(&src, format, &ParseOptions::default()).map_err(|err| match err {
-        GraphError::Fbp(e) => anyhow::Error::new(e).context(file),
-        GraphError::Json(e) => anyhow::Error::new(e).context(file),
-        GraphError::Invalid(e) => anyhow::Error::new(e).context(file),
-    })
+    graph::parse(&src, format, &ParseOptions::default())
+        .map_err(|e| anyhow::Error::new(e).context(path.display().to_string()))
 }
 
 pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {

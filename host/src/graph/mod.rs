@@ -28,17 +28,19 @@ pub use model::{
 };
 pub use validate::{ValidationError, validate};
 
-/// Any failure to turn source text into a valid graph.
+/// Any failure to turn source text into a valid graph. Each variant shows as its inner
+/// error, which already says where (line and column, or the node): callers put the
+/// file name in front.
 #[derive(Debug, Error)]
 pub enum GraphError {
     /// The .fbp source is not valid syntax.
-    #[error("invalid .fbp graph: {0}")]
+    #[error(transparent)]
     Fbp(#[from] ParseError),
     /// The JSON source is not a JSON graph.
-    #[error("invalid JSON graph: {0}")]
+    #[error(transparent)]
     Json(#[from] JsonError),
     /// The graph parsed but is inconsistent.
-    #[error("invalid graph: {0}")]
+    #[error(transparent)]
     Invalid(#[from] ValidationError),
 }
 

@@ -22,18 +22,10 @@ pub fn reading(base: f64, n: u64) -> f64 {
     base + step / 6.0 - 1.0
 }
 
-/// A parameter's number: a JSON number, or a JSON string holding one, since `.fbp` IIPs
-/// such as `'1000' -> INTERVAL sensor` arrive as strings (MsgFlo's convention).
+/// A parameter's number, with the parameter named in the nack.
 fn number(msg: &Message, what: &str) -> Result<f64, Nack> {
-    let value: serde_json::Value = msg
-        .json()
-        .map_err(|n| Nack::invalid_input(format!("{what}: {}", n.reason())))?;
-    match &value {
-        serde_json::Value::Number(n) => n.as_f64(),
-        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| Nack::invalid_input(format!("{what}: expected a number, got {value}")))
+    msg.number()
+        .map_err(|n| Nack::invalid_input(format!("{what}: {}", n.reason())))
 }
 
 /// Parses an `interval` parameter: a whole number of milliseconds in `0..=u32::MAX`.
