@@ -31,7 +31,8 @@
 //!
 //! Build the crate as a `cdylib` for `wasm32-unknown-unknown` and componentize it; the
 //! `wasmflo-guest-build` crate does both for every crate with
-//! `[package.metadata.wasmflo] component = "ns/Name"`.
+//! `[package.metadata.wasmflo] component = "ns/Name"`. A participant that needs WASI (std's
+//! files, environment, clock, sockets) adds `target = "wasm32-wasip2"` there.
 //!
 //! Modules:
 //! - `participant`: the [`Participant`] trait.

@@ -63,6 +63,16 @@ pub enum NetworkError {
         #[source]
         source: LimitError,
     },
+    /// A WASI grant cannot be given (a granted directory does not exist, ...).
+    #[error("{at}process '{process}': {detail}")]
+    Grant {
+        /// `file:line: ` prefix.
+        at: String,
+        /// The process.
+        process: String,
+        /// Why.
+        detail: String,
+    },
     /// The transport failed while wiring.
     #[error("{0}")]
     Transport(#[from] TransportError),
@@ -360,6 +370,21 @@ fn load_processes(
                     expected: "at most the host's --max-memory",
                 },
             });
+        }
+        if component.uses_wasi {
+            // Fail at start, naming the process, rather than on every instantiation.
+            limits
+                .grants
+                .context()
+                .map_err(|detail| NetworkError::Grant {
+                    at: at.clone(),
+                    process: name.clone(),
+                    detail,
+                })?;
+        } else if limits.grants != Default::default() {
+            tracing::warn!(
+                "process '{name}' is granted WASI access but its component does not import WASI"
+            );
         }
         out.push(ProcessInfo {
             name: name.clone(),

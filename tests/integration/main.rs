@@ -7,4 +7,5 @@ mod cli;
 mod faults;
 mod fbp_oracle;
 mod graphs;
+mod sandbox;
 mod support;

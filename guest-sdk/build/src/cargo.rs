@@ -1,14 +1,39 @@
-//! Runs the nested `cargo build` for wasm32 and makes sure its standard library is installed.
+//! Runs the nested `cargo build` for one wasm32 target and makes sure its standard library
+//! is installed.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use serde::Deserialize;
+
 use crate::BuildError;
 use crate::discover::GuestCrate;
 
-/// The target guests are compiled for.
-pub(crate) const WASM_TARGET: &str = "wasm32-unknown-unknown";
+/// The target a guest crate is compiled for: `[package.metadata.wasmflo] target`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+pub enum GuestTarget {
+    /// No imports but the wasmflo world; the core module is componentized here.
+    #[default]
+    #[serde(rename = "wasm32-unknown-unknown")]
+    Wasm32UnknownUnknown,
+    /// Guests that may import WASI preview 2; rustc's linker already emits a component.
+    #[serde(rename = "wasm32-wasip2")]
+    Wasm32Wasip2,
+}
+
+impl GuestTarget {
+    /// Every target, in the order their nested builds run.
+    pub const ALL: [Self; 2] = [Self::Wasm32UnknownUnknown, Self::Wasm32Wasip2];
+
+    /// The rustc target triple.
+    pub fn triple(self) -> &'static str {
+        match self {
+            Self::Wasm32UnknownUnknown => "wasm32-unknown-unknown",
+            Self::Wasm32Wasip2 => "wasm32-wasip2",
+        }
+    }
+}
 
 /// The cargo profile guests are compiled with (defined in the workspace Cargo.toml).
 pub(crate) const PROFILE: &str = "guest";
@@ -78,8 +103,9 @@ fn clean_command(program: impl Into<OsString>, workspace_root: &Path) -> Command
     cmd
 }
 
-/// Installs the wasm32 standard library with rustup unless the sysroot already has it.
-pub(crate) fn ensure_wasm_target(workspace_root: &Path) -> Result<(), BuildError> {
+/// Installs `target`'s standard library with rustup unless the sysroot already has it.
+pub(crate) fn ensure_target(workspace_root: &Path, target: GuestTarget) -> Result<(), BuildError> {
+    let triple = target.triple();
     let rustc = rustc_program();
     let output = clean_command(&rustc, workspace_root)
         .args(["--print", "sysroot"])
@@ -96,12 +122,12 @@ pub(crate) fn ensure_wasm_target(workspace_root: &Path) -> Result<(), BuildError
         });
     }
     let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    if sysroot.join("lib/rustlib").join(WASM_TARGET).is_dir() {
+    if sysroot.join("lib/rustlib").join(triple).is_dir() {
         return Ok(());
     }
-    eprintln!("wasmflo-guest-build: installing the {WASM_TARGET} target with rustup");
+    eprintln!("wasmflo-guest-build: installing the {triple} target with rustup");
     let status = clean_command("rustup", workspace_root)
-        .args(["target", "add", WASM_TARGET])
+        .args(["target", "add", triple])
         .status()
         .map_err(|source| BuildError::Spawn {
             program: "rustup".into(),
@@ -110,19 +136,24 @@ pub(crate) fn ensure_wasm_target(workspace_root: &Path) -> Result<(), BuildError
     if status.success() {
         Ok(())
     } else {
-        Err(BuildError::MissingTarget { sysroot, status })
+        Err(BuildError::MissingTarget {
+            target: triple,
+            sysroot,
+            status,
+        })
     }
 }
 
-/// Builds all `guests` in one `cargo build`; cargo's progress goes to stderr.
+/// Builds all `guests` for `target` in one `cargo build`; cargo's progress goes to stderr.
 pub(crate) fn build(
     workspace_root: &Path,
     wasm_target_dir: &Path,
     stack_size: u32,
-    guests: &[GuestCrate],
+    target: GuestTarget,
+    guests: &[&GuestCrate],
 ) -> Result<(), BuildError> {
     let mut cmd = clean_command(cargo_program(), workspace_root);
-    cmd.args(["build", "--profile", PROFILE, "--target", WASM_TARGET])
+    cmd.args(["build", "--profile", PROFILE, "--target", target.triple()])
         .arg("--manifest-path")
         .arg(workspace_root.join("Cargo.toml"))
         .arg("--target-dir")
@@ -150,10 +181,11 @@ pub(crate) fn build(
     }
 }
 
-/// Where cargo leaves the core module of `guest`.
-pub(crate) fn core_module_path(wasm_target_dir: &Path, guest: &GuestCrate) -> PathBuf {
+/// Where cargo leaves the linked artifact of `guest`: a core module, or on wasip2 a
+/// component.
+pub(crate) fn artifact_path(wasm_target_dir: &Path, guest: &GuestCrate) -> PathBuf {
     wasm_target_dir
-        .join(WASM_TARGET)
+        .join(guest.target.triple())
         .join(PROFILE)
         .join(format!("{}.wasm", guest.lib_name))
 }

@@ -1,4 +1,5 @@
-//! Finds guest crates: folders whose Cargo.toml has `[package.metadata.wasmflo] component`.
+//! Finds guest crates: folders whose Cargo.toml has `[package.metadata.wasmflo] component`
+//! (and optionally `target`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -6,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::BuildError;
+use crate::cargo::GuestTarget;
 
 /// A guest crate found on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +20,8 @@ pub struct GuestCrate {
     pub lib_name: String,
     /// The crate folder.
     pub dir: PathBuf,
+    /// The target it is compiled for (`wasm32-unknown-unknown` unless it says otherwise).
+    pub target: GuestTarget,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +44,8 @@ struct Metadata {
 #[derive(Deserialize)]
 struct Wasmflo {
     component: String,
+    #[serde(default)]
+    target: GuestTarget,
 }
 
 #[derive(Deserialize)]
@@ -91,17 +97,18 @@ fn read_guest(dir: &Path) -> Result<Option<GuestCrate>, BuildError> {
     let text =
         std::fs::read_to_string(&manifest_path).map_err(|e| BuildError::io(&manifest_path, e))?;
     let manifest: Manifest = toml::from_str(&text).map_err(|source| BuildError::Manifest {
-        manifest: manifest_path.clone(),
+        manifest: manifest_path,
         source,
     })?;
+    guest_from_manifest(dir, manifest)
+}
+
+/// The guest crate `manifest` (found in `dir`) describes, if it is one.
+fn guest_from_manifest(dir: &Path, manifest: Manifest) -> Result<Option<GuestCrate>, BuildError> {
     let Some(package) = manifest.package else {
         return Ok(None);
     };
-    let Some(component) = package
-        .metadata
-        .and_then(|m| m.wasmflo)
-        .map(|w| w.component)
-    else {
+    let Some(Wasmflo { component, target }) = package.metadata.and_then(|m| m.wasmflo) else {
         return Ok(None);
     };
     if !is_valid_component_name(&component) {
@@ -119,6 +126,7 @@ fn read_guest(dir: &Path) -> Result<Option<GuestCrate>, BuildError> {
         crate_name: package.name,
         lib_name,
         dir: dir.to_path_buf(),
+        target,
     }))
 }
 
@@ -139,6 +147,48 @@ pub(crate) fn is_valid_component_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Result<Option<GuestCrate>, String> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
+        guest_from_manifest(Path::new("/g"), manifest).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn target_defaults_to_unknown_unknown() {
+        let guest =
+            parse("[package]\nname = \"g-a\"\n[package.metadata.wasmflo]\ncomponent = \"ns/A\"\n");
+        let guest = guest.ok().flatten();
+        assert_eq!(
+            guest.map(|g| (g.target, g.lib_name)),
+            Some((GuestTarget::Wasm32UnknownUnknown, "g_a".to_owned()))
+        );
+    }
+
+    #[test]
+    fn target_wasip2_is_read() {
+        let guest = parse(
+            "[package]\nname = \"g\"\n[package.metadata.wasmflo]\ncomponent = \"ns/A\"\n\
+             target = \"wasm32-wasip2\"\n",
+        );
+        let target = guest.ok().flatten().map(|g| g.target);
+        assert_eq!(target, Some(GuestTarget::Wasm32Wasip2));
+        assert_eq!(GuestTarget::Wasm32Wasip2.triple(), "wasm32-wasip2");
+    }
+
+    #[test]
+    fn unknown_target_is_rejected() {
+        let err = parse(
+            "[package]\nname = \"g\"\n[package.metadata.wasmflo]\ncomponent = \"ns/A\"\n\
+             target = \"wasm32-wasip1\"\n",
+        );
+        assert!(err.is_err_and(|e| e.contains("wasm32-wasip1")));
+    }
+
+    #[test]
+    fn crates_without_metadata_are_skipped() {
+        assert!(matches!(parse("[package]\nname = \"x\"\n"), Ok(None)));
+        assert!(matches!(parse("[workspace]\n"), Ok(None)));
+    }
 
     #[test]
     fn component_names() {

@@ -54,12 +54,14 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
-    /// The `wasm32-unknown-unknown` standard library is missing and could not be added.
+    /// A guest target's standard library is missing and could not be added.
     #[error(
-        "the wasm32-unknown-unknown target is not installed in {sysroot} and \
-         `rustup target add wasm32-unknown-unknown` failed ({status})"
+        "the {target} target is not installed in {sysroot} and \
+         `rustup target add {target}` failed ({status})"
     )]
     MissingTarget {
+        /// The target triple, such as `wasm32-unknown-unknown`.
+        target: &'static str,
         /// The sysroot that lacks it.
         sysroot: PathBuf,
         /// How rustup exited.
@@ -81,12 +83,12 @@ pub enum BuildError {
         /// How cargo exited.
         status: std::process::ExitStatus,
     },
-    /// A crate built, but its core module is not where cargo puts it.
+    /// A crate built, but its wasm file is not where cargo puts it.
     #[error("crate `{crate_name}` built but {path} is missing; is it a `cdylib`?")]
     MissingModule {
         /// The guest crate.
         crate_name: String,
-        /// The expected core module.
+        /// The expected wasm file.
         path: PathBuf,
         /// The underlying error.
         #[source]

@@ -1,18 +1,21 @@
 //! Builds wasmflo guest crates into WebAssembly components, from build scripts or a
 //! file watcher.
 //!
-//! A guest crate is a `cdylib` whose Cargo.toml says which component it provides:
+//! A guest crate is a `cdylib` whose Cargo.toml says which component it provides and,
+//! optionally, which target it needs:
 //!
 //! ```toml
 //! [package.metadata.wasmflo]
 //! component = "core/Repeat"
+//! target = "wasm32-wasip2"   # only for guests that import WASI; default wasm32-unknown-unknown
 //! ```
 //!
-//! [`build_components`] finds such crates, compiles them all with one nested
-//! `cargo build --profile guest --target wasm32-unknown-unknown` into
-//! `<target dir>/wasm` (its own lock, so it can run inside an outer cargo build),
-//! componentizes each core module with `wit-component`, and writes
-//! `<out dir>/<component>.wasm`, touching a file only when its bytes change.
+//! [`build_components`] finds such crates, compiles them with one nested
+//! `cargo build --profile guest --target <target>` per target into `<target dir>/wasm`
+//! (its own lock, so it can run inside an outer cargo build), componentizes each core
+//! module with `wit-component` (on wasm32-wasip2 rustc's linker already emits a
+//! component, which is used as is), and writes `<out dir>/<component>.wasm`, touching a
+//! file only when its bytes change.
 //!
 //! Modules: `discover` (finding crates), `cargo` (the nested build and the rustup
 //! target), `error` ([`BuildError`]).
@@ -33,6 +36,7 @@ mod error;
 
 use std::path::{Path, PathBuf};
 
+pub use cargo::GuestTarget;
 pub use discover::{GuestCrate, discover};
 pub use error::BuildError;
 
@@ -145,25 +149,28 @@ pub fn build_components(opts: &BuildOptions) -> Result<Vec<BuiltComponent>, Buil
     if guests.is_empty() {
         return Ok(Vec::new());
     }
-    cargo::ensure_wasm_target(&opts.workspace_root)?;
     let wasm_target_dir = opts.target_dir.join("wasm");
-    cargo::build(
-        &opts.workspace_root,
-        &wasm_target_dir,
-        opts.stack_size,
-        &guests,
-    )?;
+    for (target, group) in by_target(&guests) {
+        cargo::ensure_target(&opts.workspace_root, target)?;
+        cargo::build(
+            &opts.workspace_root,
+            &wasm_target_dir,
+            opts.stack_size,
+            target,
+            &group,
+        )?;
+    }
     guests
         .iter()
         .map(|guest| {
-            let module_path = cargo::core_module_path(&wasm_target_dir, guest);
-            let module =
-                std::fs::read(&module_path).map_err(|source| BuildError::MissingModule {
+            let artifact_path = cargo::artifact_path(&wasm_target_dir, guest);
+            let artifact =
+                std::fs::read(&artifact_path).map_err(|source| BuildError::MissingModule {
                     crate_name: guest.crate_name.clone(),
-                    path: module_path.clone(),
+                    path: artifact_path.clone(),
                     source,
                 })?;
-            let component = componentize(&guest.crate_name, &module)?;
+            let component = into_component(&guest.crate_name, artifact)?;
             let path = component_path(&opts.out_dir, &guest.component);
             write_if_changed(&path, &component)?;
             Ok(BuiltComponent {
@@ -174,6 +181,27 @@ pub fn build_components(opts: &BuildOptions) -> Result<Vec<BuiltComponent>, Buil
             })
         })
         .collect()
+}
+
+/// `guests` grouped by target, targets in [`GuestTarget::ALL`] order, empty groups left out.
+fn by_target(guests: &[GuestCrate]) -> Vec<(GuestTarget, Vec<&GuestCrate>)> {
+    GuestTarget::ALL
+        .into_iter()
+        .filter_map(|target| {
+            let group: Vec<&GuestCrate> = guests.iter().filter(|g| g.target == target).collect();
+            (!group.is_empty()).then_some((target, group))
+        })
+        .collect()
+}
+
+/// A linked artifact as a component: unchanged if the linker already made one (wasip2),
+/// else componentized.
+fn into_component(crate_name: &str, artifact: Vec<u8>) -> Result<Vec<u8>, BuildError> {
+    if wasmparser::Parser::is_component(&artifact) {
+        Ok(artifact)
+    } else {
+        componentize(crate_name, &artifact)
+    }
 }
 
 /// Wraps a core module carrying wit-bindgen's component-type section into a component.
@@ -238,6 +266,53 @@ pub fn run_build_script(body: impl FnOnce() -> Result<(), Box<dyn std::error::Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn guest(component: &str, target: GuestTarget) -> GuestCrate {
+        GuestCrate {
+            component: component.to_owned(),
+            crate_name: component.replace('/', "-"),
+            lib_name: component.replace('/', "_"),
+            dir: PathBuf::from("/g"),
+            target,
+        }
+    }
+
+    #[test]
+    fn guests_are_grouped_by_target() {
+        let guests = [
+            guest("a/P2", GuestTarget::Wasm32Wasip2),
+            guest("b/Plain", GuestTarget::Wasm32UnknownUnknown),
+            guest("c/P2", GuestTarget::Wasm32Wasip2),
+        ];
+        let groups: Vec<(GuestTarget, Vec<&str>)> = by_target(&guests)
+            .into_iter()
+            .map(|(t, g)| (t, g.iter().map(|g| g.component.as_str()).collect()))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                (GuestTarget::Wasm32UnknownUnknown, vec!["b/Plain"]),
+                (GuestTarget::Wasm32Wasip2, vec!["a/P2", "c/P2"]),
+            ]
+        );
+        let plain = [guest("b/Plain", GuestTarget::Wasm32UnknownUnknown)];
+        assert_eq!(by_target(&plain).len(), 1);
+        assert!(by_target(&[]).is_empty());
+    }
+
+    #[test]
+    fn components_pass_through_and_modules_are_componentized() -> Result<(), BuildError> {
+        // The smallest component: magic, version 0x0d, layer 1.
+        let component = b"\0asm\x0d\x00\x01\x00".to_vec();
+        assert_eq!(into_component("c", component.clone())?, component);
+        // An empty core module becomes an (empty) component.
+        let module = b"\0asm\x01\x00\x00\x00".to_vec();
+        assert!(!wasmparser::Parser::is_component(&module));
+        assert!(wasmparser::Parser::is_component(&into_component(
+            "m", module
+        )?));
+        Ok(())
+    }
 
     #[test]
     fn component_paths_follow_names() {

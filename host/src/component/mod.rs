@@ -106,6 +106,8 @@ pub struct LoadedComponent {
     pub definition: Arc<Definition>,
     /// The component's imports, as `name` strings.
     pub imports: Vec<String>,
+    /// Whether it imports WASI (and so gets a per-instance WASI context from its grants).
+    pub uses_wasi: bool,
     pre: ParticipantPre<InstanceState>,
 }
 
@@ -145,7 +147,13 @@ impl LoadedComponent {
         process: Arc<str>,
         limits: &Limits,
     ) -> Result<Instance, (FaultKind, String)> {
-        Instance::instantiate(&self.pre, process, self.definition.clone(), limits)
+        Instance::instantiate(
+            &self.pre,
+            process,
+            self.definition.clone(),
+            limits,
+            self.uses_wasi,
+        )
     }
 
     /// The first 12 hex digits of the hash, for logs.
@@ -158,6 +166,8 @@ impl LoadedComponent {
 pub struct Loader {
     runtime: Runtime,
     linker: Linker<InstanceState>,
+    /// `linker` plus WASI preview 2, for components that import WASI.
+    wasi_linker: Linker<InstanceState>,
     cache: Option<DiskCache>,
     loaded: Mutex<HashMap<String, Arc<LoadedComponent>>>,
 }
@@ -177,9 +187,13 @@ impl Loader {
         // Cannot fail: a fresh linker has no conflicting definitions.
         let linked = Participant::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s);
         debug_assert!(linked.is_ok());
+        let mut wasi_linker = linker.clone();
+        let linked = wasmtime_wasi::p2::add_to_linker_sync(&mut wasi_linker);
+        debug_assert!(linked.is_ok());
         Loader {
             runtime,
             linker,
+            wasi_linker,
             cache,
             loaded: Mutex::new(HashMap::new()),
         }
@@ -218,15 +232,22 @@ impl Loader {
             path: path.into(),
             detail: first_line(&e),
         };
-        let pre = self.linker.instantiate_pre(&component).map_err(invalid)?;
+        let uses_wasi = imports.iter().any(|i| i.starts_with("wasi:"));
+        let linker = if uses_wasi {
+            &self.wasi_linker
+        } else {
+            &self.linker
+        };
+        let pre = linker.instantiate_pre(&component).map_err(invalid)?;
         let pre = ParticipantPre::new(pre).map_err(invalid)?;
-        let definition = probe_definition(path, &pre)?;
+        let definition = probe_definition(path, &pre, uses_wasi)?;
         let loaded = Arc::new(LoadedComponent {
             path: path_buf,
             hash: hash.clone(),
             size: bytes.len(),
             definition: Arc::new(definition),
             imports,
+            uses_wasi,
             pre,
         });
         self.lock().insert(hash, loaded.clone());
@@ -280,9 +301,8 @@ impl Loader {
                 )));
             }
             if name.starts_with("wasi:") {
-                return Err(wrong(format!(
-                    "imports `{name}`: WASI is not granted to participants by this host build"
-                )));
+                // Linked from wasmtime-wasi; what it may reach comes from the grants.
+                continue;
             }
             return Err(wrong(format!(
                 "imports `{name}`, which wasmflo does not provide"
@@ -322,6 +342,7 @@ impl Loader {
 fn probe_definition(
     path: &Path,
     pre: &ParticipantPre<InstanceState>,
+    uses_wasi: bool,
 ) -> Result<Definition, LoadError> {
     let start = |(kind, detail)| LoadError::Start {
         path: path.into(),
@@ -335,9 +356,14 @@ fn probe_definition(
         inports: Vec::new(),
         outports: Vec::new(),
     });
-    let mut probe =
-        Instance::instantiate(pre, Arc::from("<probe>"), placeholder, &Limits::default())
-            .map_err(start)?;
+    let mut probe = Instance::instantiate(
+        pre,
+        Arc::from("<probe>"),
+        placeholder,
+        &Limits::default(),
+        uses_wasi,
+    )
+    .map_err(start)?;
     let definition = probe.definition().map_err(start)?;
     let bad = |detail: String| LoadError::BadDefinition {
         path: path.into(),

@@ -103,6 +103,8 @@ pub(crate) struct InstanceState {
     pub(crate) violation: Option<String>,
     /// Sends refused after the first violation in this call.
     pub(crate) refused: u32,
+    /// WASI context, for components that import WASI.
+    pub(crate) wasi: Option<super::wasi::WasiState>,
 }
 
 /// A long-lived instance of a participant component.
@@ -110,6 +112,7 @@ pub struct Instance {
     store: Store<InstanceState>,
     guest: Participant,
     deadline_ticks: u64,
+    uses_wasi: bool,
 }
 
 impl std::fmt::Debug for Instance {
@@ -127,7 +130,20 @@ impl Instance {
         process: Arc<str>,
         definition: Arc<Definition>,
         limits: &Limits,
+        uses_wasi: bool,
     ) -> Result<Self, (FaultKind, String)> {
+        let wasi = if uses_wasi {
+            let ctx = limits
+                .grants
+                .context()
+                .map_err(|e| (FaultKind::Internal, e))?;
+            Some(super::wasi::WasiState {
+                ctx,
+                table: wasmtime::component::ResourceTable::new(),
+            })
+        } else {
+            None
+        };
         let state = InstanceState {
             process,
             definition,
@@ -143,6 +159,7 @@ impl Instance {
             sends: 0,
             violation: None,
             refused: 0,
+            wasi,
         };
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
@@ -157,6 +174,7 @@ impl Instance {
             store,
             guest,
             deadline_ticks,
+            uses_wasi,
         })
     }
 
@@ -227,7 +245,11 @@ impl Instance {
             s.refused = 0;
         }
         self.store.set_epoch_deadline(self.deadline_ticks);
-        let called = f(&self.guest, &mut self.store);
+        let called = if self.uses_wasi {
+            blocking(|| f(&self.guest, &mut self.store))
+        } else {
+            f(&self.guest, &mut self.store)
+        };
         let s = self.store.data_mut();
         let mut outputs = std::mem::take(&mut s.outputs);
         let timers = std::mem::take(&mut s.timers);
@@ -251,6 +273,17 @@ impl Instance {
             timers,
             result,
         }
+    }
+}
+
+/// Runs a call into a WASI guest. wasmtime-wasi's synchronous bindings block on tokio
+/// internally, which a runtime worker may only do inside `block_in_place`.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

@@ -13,6 +13,8 @@ pub struct Limits {
     pub max_sends: u32,
     /// Largest message a guest may send, in bytes.
     pub max_message: usize,
+    /// What the guest may reach through WASI (nothing by default).
+    pub grants: super::Grants,
 }
 
 impl Default for Limits {
@@ -22,6 +24,7 @@ impl Default for Limits {
             deadline: Duration::from_secs(1),
             max_sends: 10_000,
             max_message: 16 << 20,
+            grants: super::Grants::default(),
         }
     }
 }
@@ -60,7 +63,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 
 /// A limit given in a process's metadata that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad value {value:?} for limit '{key}': {expected}")]
+#[error("bad value {value:?} for '{key}': {expected}")]
 pub struct LimitError {
     /// The metadata key.
     pub key: String,
@@ -93,7 +96,7 @@ impl Limits {
             "max-message" | "max_message" => {
                 self.max_message = parse_size(value).ok_or_else(|| err("a size such as 1MiB"))?
             }
-            _ => return Ok(false),
+            _ => return self.grants.apply(key, value),
         }
         Ok(true)
     }
@@ -154,7 +157,7 @@ mod tests {
         let e = l.apply("deadline", "soon").map(|_| ()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "bad value \"soon\" for limit 'deadline': a duration such as 250ms"
+            "bad value \"soon\" for 'deadline': a duration such as 250ms"
         );
     }
 }

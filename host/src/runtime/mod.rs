@@ -9,6 +9,7 @@ mod guest;
 mod host;
 mod instance;
 mod limits;
+mod wasi;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,7 @@ pub use guest::{Guest, GuestFactory};
 pub(crate) use instance::InstanceState;
 pub use instance::{CallOutcome, Definition, Instance, PortDef, TimerCommand};
 pub use limits::{LimitError, Limits, parse_duration, parse_size};
+pub use wasi::{DirGrant, Grants};
 
 /// How often the epoch advances. A deadline is rounded up to whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
