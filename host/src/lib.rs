@@ -7,6 +7,7 @@
 //!
 //! Module map:
 //! - [`graph`]: the typed graph model and its pure parsers (`.fbp`, JSON);
+//! - [`library`]: MsgFlo library files mapping names to component files or commands;
 //! - [`component`]: loading, checking, compiling (cached) and resolving components;
 //! - [`runtime`]: the wasmtime engine, the one `bindgen!`, the host interface, instances;
 //! - [`participant`]: one participant's loop (receive, call, publish, ack; faults);
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod component;
 pub mod fault;
 pub mod graph;
+pub mod library;
 pub mod message;
 pub mod network;
 pub mod participant;

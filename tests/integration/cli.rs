@@ -249,3 +249,108 @@ fn validate_reports_counts_and_errors() {
         &["undeclared: ", "undefined target node \"ghost\""],
     );
 }
+
+#[test]
+fn library_maps_names_to_components_and_commands() {
+    let repeat = Path::new(&components()).join("core/Repeat.wasm");
+    let library = scratch_file(
+        "library",
+        "lib.json",
+        serde_json::json!({
+            "name": "unused-package-name",
+            "msgflo": {
+                "namespace": "myns",
+                "components": {
+                    "myns/Repeater": repeat.to_str().expect("utf8"),
+                    "myns/Worker": "python3 worker.py --name #ROLE --iips #IIPS",
+                },
+            },
+        })
+        .to_string(),
+    );
+    let g = scratch_file(
+        "library",
+        "g.fbp",
+        "'hello' -> IN a(myns/Repeater) OUT -> IN b(core/Drop)\n",
+    );
+    let (ok, stdout, stderr) = run(&["validate", "--library", &library, &g]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), "ok: 2 processes, 2 connections");
+    let (ok, _, stderr) = run(&["run", "--library", &library, "--for", "1s", &g]);
+    assert!(ok, "{stderr}");
+
+    // Without the library the name means nothing.
+    fails_with(
+        &["validate", "--library", "/nonexistent.json", &g],
+        &["/nonexistent.json: cannot read library"],
+    );
+    fails_with(&["run", &g], &["g.fbp:1", "process 'a'", "myns/Repeater"]);
+
+    let external = scratch_file(
+        "library",
+        "external.fbp",
+        "a(core/Repeat) OUT -> IN w(Worker)\n",
+    );
+    let (ok, _, stderr) = run(&["validate", "--library", &library, &external]);
+    assert!(ok, "a command is a valid mapping: {stderr}");
+    fails_with(
+        &["run", "--library", &library, &external],
+        &[
+            "external.fbp:1: process 'w': component 'Worker' is an external participant \
+             (command `python3 worker.py --name #ROLE --iips #IIPS`); it needs --broker",
+        ],
+    );
+
+    let unknown = scratch_file("library", "unknown.fbp", "a(core/Repeat)\n\nb(myns/Nope)\n");
+    fails_with(
+        &["validate", "--library", &library, &unknown],
+        &[
+            "unknown.fbp:3: process 'b'",
+            "unknown component 'myns/Nope'",
+            "lib.json",
+        ],
+    );
+}
+
+#[test]
+fn library_beside_the_graph_is_the_default() {
+    let dir = scratch("library-beside");
+    std::fs::remove_file(dir.join("msgflo.json")).ok();
+    let g = scratch_file(
+        "library-beside",
+        "g.fbp",
+        "a(Repeater) OUT -> IN b(core/Drop)\n",
+    );
+    // A package.json without a `msgflo` key is not a library: names are not checked.
+    scratch_file("library-beside", "package.json", r#"{"name": "p"}"#);
+    let (ok, _, stderr) = run(&["validate", &g]);
+    assert!(ok, "{stderr}");
+    let repeat = Path::new(&components()).join("core/Repeat.wasm");
+    let text = serde_json::json!({
+        "name": "p",
+        "msgflo": { "components": { "p/Repeater": repeat.to_str().expect("utf8") } },
+    });
+    scratch_file("library-beside", "package.json", text.to_string());
+    let (ok, _, stderr) = run(&["validate", &g]);
+    assert!(ok, "package name is the namespace: {stderr}");
+    scratch_file("library-beside", "msgflo.json", r#"{"components": {}}"#);
+    fails_with(
+        &["validate", &g],
+        &[
+            "g.fbp:1: process 'a'",
+            "unknown component 'Repeater'",
+            "msgflo.json",
+        ],
+    );
+    std::fs::remove_file(dir.join("msgflo.json")).ok();
+}
+
+#[test]
+fn graph_draws_svg() {
+    let file = repo().join("graphs/inside-outside.fbp");
+    let (ok, stdout, stderr) = run(&["graph", file.to_str().expect("utf8"), "--format", "svg"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("<svg "), "{stdout}");
+    assert!(stdout.trim_end().ends_with("</svg>"));
+    assert!(stdout.contains(">combine</text>"));
+}

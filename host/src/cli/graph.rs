@@ -1,4 +1,5 @@
-//! `wasmflo graph FILE`: print a graph converted to JSON (as `fbp FILE` does) or to .fbp.
+//! `wasmflo graph FILE`: print a graph converted to JSON (as `fbp FILE` does), to .fbp,
+//! or drawn as Graphviz DOT or SVG.
 
 use std::path::PathBuf;
 
@@ -21,6 +22,10 @@ enum OutputFormat {
     Json,
     /// .fbp text.
     Fbp,
+    /// Graphviz DOT text, for `dot -Tpng`.
+    Dot,
+    /// A self-contained SVG picture, laid out without any external program.
+    Svg,
 }
 
 /// Parses and validates the graph (no component is loaded) and prints it.
@@ -29,6 +34,8 @@ pub(super) fn graph(args: GraphArgs) -> anyhow::Result<()> {
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&graph.to_json())?),
         OutputFormat::Fbp => print!("{}", graph.to_fbp()),
+        OutputFormat::Dot => print!("{}", graph.to_dot()),
+        OutputFormat::Svg => print!("{}", graph.to_svg()),
     }
     Ok(())
 }

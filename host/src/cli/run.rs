@@ -9,6 +9,7 @@ use anyhow::Context;
 use super::EngineArgs;
 use crate::component::Resolver;
 use crate::graph::{self, Format, Graph, ParseOptions};
+use crate::library::Library;
 use crate::network::{Network, Source};
 use crate::runtime::parse_duration;
 use crate::transport::MemoryTransport;
@@ -21,6 +22,10 @@ pub struct RunArgs {
     /// Stop after this long (e.g. `5s`) instead of waiting for Ctrl-C.
     #[arg(long = "for", value_parser = duration)]
     run_for: Option<Duration>,
+    /// A MsgFlo library file (default: `msgflo.json`, or a `package.json` with a `msgflo`
+    /// key, beside the graph).
+    #[arg(long, value_name = "FILE")]
+    library: Option<PathBuf>,
     /// How long shutdown waits for queued messages to drain.
     #[arg(long, default_value = "5s", value_parser = duration)]
     grace: Duration,
@@ -40,10 +45,26 @@ pub(super) fn load_graph(path: &Path) -> anyhow::Result<Graph> {
         .map_err(|e| anyhow::Error::new(e).context(path.display().to_string()))
 }
 
+/// The resolver for `graph`: the `--library` file, else one found beside the graph.
+pub(super) fn resolver(graph: &Path, library: Option<&Path>) -> anyhow::Result<Resolver> {
+    let resolver = Resolver::for_graph(graph);
+    let library = match library {
+        Some(file) => Some(Library::load(file)?),
+        None => Library::beside(graph.parent().unwrap_or(Path::new("")))?,
+    };
+    Ok(match library {
+        Some(library) => {
+            tracing::debug!("component library {}", library.file().display());
+            resolver.with_library(library)
+        }
+        None => resolver,
+    })
+}
+
 pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
     let graph = load_graph(&args.graph)?;
+    let resolver = resolver(&args.graph, args.library.as_deref())?;
     let loader = engine.loader()?;
-    let resolver = Resolver::for_graph(&args.graph);
     let source = Source {
         file: args.graph.display().to_string(),
     };

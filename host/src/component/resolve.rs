@@ -1,5 +1,7 @@
 //! Component resolution: from a graph's `component` string to a `.wasm` file.
 //!
+//! - a name the resolver's [`Library`] defines resolves as the library says (a `.wasm`
+//!   file, or an external participant's command, which an in-process run refuses);
 //! - a string ending in `.wasm` is a path, absolute or relative to the graph file;
 //! - a name such as `core/Repeat` is looked up as `<components dir>/core/Repeat.wasm`.
 //!
@@ -7,6 +9,9 @@
 //! build put the project's components (`target/components`, compiled into the binary).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::library::{Library, Resolved};
 
 /// Why a component name did not resolve.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +31,26 @@ pub enum ResolveError {
         tried: String,
         /// Suggestions, starting with "; ".
         hint: String,
+    },
+    /// A library maps the name to a `.wasm` file that does not exist.
+    #[error("component '{name}' maps to {} in {}, which does not exist", path.display(), library.display())]
+    MissingLibraryFile {
+        /// The name asked for.
+        name: String,
+        /// The library file (boxed to keep errors small).
+        library: Box<Path>,
+        /// The path it gives.
+        path: PathBuf,
+    },
+    /// A library maps the name to a command: a participant outside this process.
+    #[error(
+        "component '{name}' is an external participant (command `{command}`); it needs --broker"
+    )]
+    External {
+        /// The name asked for.
+        name: String,
+        /// The command template from the library.
+        command: String,
     },
 }
 
@@ -48,6 +73,7 @@ pub fn components_dir() -> PathBuf {
 pub struct Resolver {
     components: PathBuf,
     base: PathBuf,
+    library: Option<Arc<Library>>,
 }
 
 impl Resolver {
@@ -56,7 +82,19 @@ impl Resolver {
         Resolver {
             components: components.into(),
             base: base.into(),
+            library: None,
         }
+    }
+
+    /// Consults `library` before the rules above.
+    pub fn with_library(mut self, library: Library) -> Self {
+        self.library = Some(Arc::new(library));
+        self
+    }
+
+    /// The library consulted first, if any.
+    pub fn library(&self) -> Option<&Library> {
+        self.library.as_deref()
     }
 
     /// A resolver for a graph file at `graph` using the default components directory.
@@ -65,8 +103,36 @@ impl Resolver {
         Self::new(components_dir(), base)
     }
 
-    /// The file for `component`.
+    /// The file for `component`; a library command is an [`ResolveError::External`].
     pub fn resolve(&self, component: &str) -> Result<PathBuf, ResolveError> {
+        match self.lookup(component)? {
+            Resolved::Wasm(path) => Ok(path),
+            Resolved::Command(command) => Err(ResolveError::External {
+                name: component.into(),
+                command,
+            }),
+        }
+    }
+
+    /// What `component` resolves to: the library's entry if it has one (a `.wasm` file
+    /// must exist), else a file by the rules above. Loads nothing.
+    pub fn lookup(&self, component: &str) -> Result<Resolved, ResolveError> {
+        if let Some(library) = &self.library
+            && let Some(resolved) = library.resolve(component)
+        {
+            return match resolved {
+                Resolved::Wasm(path) if !path.is_file() => Err(ResolveError::MissingLibraryFile {
+                    name: component.into(),
+                    library: library.file().into(),
+                    path,
+                }),
+                other => Ok(other),
+            };
+        }
+        self.file(component).map(Resolved::Wasm)
+    }
+
+    fn file(&self, component: &str) -> Result<PathBuf, ResolveError> {
         if component.ends_with(".wasm") {
             let path = Path::new(component);
             let path = if path.is_absolute() {
@@ -103,9 +169,17 @@ impl Resolver {
                 join(&known.iter().collect::<Vec<_>>())
             )
         };
+        let tried = match &self.library {
+            Some(library) => format!(
+                "entry in {} and no {}",
+                library.file().display(),
+                file.display()
+            ),
+            None => file.display().to_string(),
+        };
         Err(ResolveError::Unknown {
             name: component.into(),
-            tried: file.display().to_string(),
+            tried,
             hint,
         })
     }
@@ -169,6 +243,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("known components: core/Repeat"), "{err}");
+
+        let text = format!(
+            r#"{{"components": {{"my/R": "{}", "Cmd": "run #ROLE", "Gone": "gone.wasm"}}}}"#,
+            dir.join("core/Repeat.wasm").display()
+        );
+        let library = Library::parse(&dir.join("msgflo.json"), &text);
+        let r = r.with_library(library.expect("library parses"));
+        assert_eq!(r.resolve("my/R").ok(), Some(dir.join("core/Repeat.wasm")));
+        assert_eq!(
+            r.resolve("core/Repeat").ok(),
+            Some(dir.join("core/Repeat.wasm")),
+            "then the usual rules"
+        );
+        assert_eq!(
+            r.lookup("Cmd").ok(),
+            Some(Resolved::Command("run #ROLE".into()))
+        );
+        let err = r.resolve("Cmd").map(|_| ()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "component 'Cmd' is an external participant (command `run #ROLE`); it needs --broker"
+        );
+        let err = r.resolve("Gone").map(|_| ()).unwrap_err().to_string();
+        assert!(
+            err.contains("maps to") && err.contains("gone.wasm"),
+            "{err}"
+        );
+        let err = r.resolve("Nope").map(|_| ()).unwrap_err().to_string();
+        assert!(
+            err.contains("no entry in") && err.contains("msgflo.json"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -13,6 +13,7 @@
 mod fbp;
 mod json;
 mod model;
+mod picture;
 mod serialize;
 mod validate;
 
