@@ -86,6 +86,7 @@ pub fn parse_json(src: &str) -> Result<Graph, JsonError> {
                 let process = Process {
                     component: process.component,
                     metadata: process.metadata,
+                    metadata_first: process.metadata_first,
                     ..Process::default()
                 };
                 (name, process)
@@ -271,12 +272,42 @@ struct RawGroup {
     metadata: Option<Metadata>,
 }
 
+/// A process object. Read through a map so the key order is kept: fbp prints `metadata`
+/// before `component` for processes whose metadata came first, and a JSON round trip
+/// must reproduce that.
 #[derive(Deserialize)]
+#[serde(try_from = "Map<String, Value>")]
 struct RawProcess {
-    #[serde(default)]
     component: String,
-    #[serde(default)]
     metadata: Option<Metadata>,
+    metadata_first: bool,
+}
+
+impl TryFrom<Map<String, Value>> for RawProcess {
+    type Error = String;
+
+    fn try_from(map: Map<String, Value>) -> Result<Self, String> {
+        let component = match map.get("component") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => return Err(format!("process component must be a string, not {other}")),
+        };
+        let metadata = match map.get("metadata") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m.clone()),
+            Some(other) => return Err(format!("process metadata must be an object, not {other}")),
+        };
+        let position = |key: &str| map.keys().position(|k| k == key);
+        let metadata_first = matches!(
+            (position("metadata"), position("component")),
+            (Some(m), Some(c)) if m < c
+        );
+        Ok(RawProcess {
+            component,
+            metadata,
+            metadata_first,
+        })
+    }
 }
 
 #[derive(Deserialize)]
