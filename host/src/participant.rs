@@ -334,12 +334,22 @@ impl Participant {
 
     /// Applies a call's outcome: timers, outputs (published in order), and recovery.
     async fn apply(&mut self, port: &str, outcome: CallOutcome) -> Result<(), Fault> {
-        let now = Instant::now();
+        // Reading the clock costs more than a guest call's bookkeeping: only when needed.
+        let now = if outcome.timers.is_empty() {
+            None
+        } else {
+            Some(Instant::now())
+        };
         for cmd in outcome.timers {
             match cmd {
                 TimerCommand::Set { id, after, repeat } => {
-                    self.timers
-                        .insert(id, (now + after, repeat.then_some(after)));
+                    self.timers.insert(
+                        id,
+                        (
+                            now.unwrap_or_else(Instant::now) + after,
+                            repeat.then_some(after),
+                        ),
+                    );
                 }
                 TimerCommand::Cancel(id) => {
                     self.timers.remove(&id);
