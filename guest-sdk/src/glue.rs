@@ -128,4 +128,12 @@ impl<P: Participant> crate::__private::bindings::Guest for Exports<P> {
     fn on_timer(id: u32) -> Result<(), wit::Nack> {
         with_instance(|p: &mut P, ctx| p.on_timer(ctx, id)).map_err(Into::into)
     }
+
+    fn snapshot() -> Option<Vec<u8>> {
+        with_instance(|p: &mut P, _| p.snapshot())
+    }
+
+    fn restore(state: Vec<u8>) -> Result<(), String> {
+        with_instance(|p: &mut P, _| p.restore(&state))
+    }
 }

@@ -66,6 +66,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::glue::Exports;
+    pub use serde_json;
     pub use wit_bindgen;
 
     #[allow(
@@ -76,7 +77,7 @@ pub mod __private {
     )]
     pub mod bindings {
         wit_bindgen::generate!({
-            world: "participant",
+            world: "stateful-participant",
             path: "../wit",
             pub_export_macro: true,
             export_macro_name: "__export_participant",
@@ -101,5 +102,49 @@ macro_rules! export {
                 __WasmfloExports with_types_in $crate::__private::bindings
             );
         };
+    };
+}
+
+/// Implements [`Participant::snapshot`] and [`Participant::restore`] for a participant
+/// that is `serde::Serialize + serde::de::DeserializeOwned`: its whole state, as JSON,
+/// survives a live code swap. Write it inside the `impl Participant` block.
+///
+/// ```
+/// use wasmflo_guest::prelude::*;
+///
+/// #[derive(Default, serde::Serialize, serde::Deserialize)]
+/// struct Count { seen: u64 }
+///
+/// impl Participant for Count {
+///     fn definition() -> Definition {
+///         Definition::new("demo/Count").inport(Port::new("in", "any"))
+///     }
+///     fn process(&mut self, _: &mut Context, _: &str, _: Message) -> Result<(), Nack> {
+///         self.seen += 1;
+///         Ok(())
+///     }
+///     wasmflo_guest::keep_state!();
+/// }
+///
+/// let old = Count { seen: 7 };
+/// let mut new = Count::default();
+/// new.restore(&old.snapshot().unwrap()).unwrap();
+/// assert_eq!(new.seen, 7);
+/// ```
+///
+/// A new version whose state type no longer parses the old JSON refuses it in
+/// `restore` and starts fresh; add fields with `#[serde(default)]` to stay compatible.
+#[macro_export]
+macro_rules! keep_state {
+    () => {
+        fn snapshot(&self) -> ::core::option::Option<::std::vec::Vec<u8>> {
+            $crate::__private::serde_json::to_vec(self).ok()
+        }
+
+        fn restore(&mut self, state: &[u8]) -> ::core::result::Result<(), ::std::string::String> {
+            *self = $crate::__private::serde_json::from_slice(state)
+                .map_err(|e| ::std::format!("state does not fit this version: {e}"))?;
+            ::core::result::Result::Ok(())
+        }
     };
 }

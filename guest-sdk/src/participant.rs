@@ -26,4 +26,20 @@ pub trait Participant: Default + 'static {
         let _ = (ctx, id);
         Ok(())
     }
+
+    /// The state to hand to the next version of this component when the host swaps its
+    /// code (`wasmflo run --watch`). `None` (the default) means the new version starts
+    /// fresh. [`keep_state!`](crate::keep_state) implements this and
+    /// [`restore`](Self::restore) for a `serde` type in one line.
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Takes over state an earlier version returned from [`snapshot`](Self::snapshot);
+    /// called after `start`, before parameters are replayed. `Err` refuses it and the
+    /// instance runs fresh.
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        let _ = state;
+        Err("this version keeps no state".into())
+    }
 }

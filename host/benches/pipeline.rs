@@ -132,6 +132,9 @@ async fn pipeline(factory: Arc<dyn GuestFactory>, messages: usize, pings: usize)
             )],
             initial: Vec::new(),
             parameters: Arc::new(Parameters::default()),
+            transport: transport.clone(),
+            updates: None,
+            swap_events: None,
         };
         tasks.push(tokio::spawn(participant::run(spec, watcher.clone())));
     }

@@ -13,6 +13,7 @@
 //! - [`participant`]: one participant's loop (receive, call, publish, ack; faults);
 //! - [`transport`]: the `Transport` trait and its in-process backend;
 //! - [`network`]: a running graph built from the above;
+//! - [`live`]: live coding: file watching, source rebuilds, swapping new versions in;
 //! - [`message`], [`fault`]: the shared vocabulary;
 //! - [`cli`]: the `wasmflo` command (the only place `anyhow` is used).
 
@@ -21,6 +22,7 @@ pub mod component;
 pub mod fault;
 pub mod graph;
 pub mod library;
+pub mod live;
 pub mod message;
 pub mod network;
 pub mod participant;

@@ -11,8 +11,9 @@ use tokio::task::JoinSet;
 
 use crate::component::{LoadError, LoadedComponent, Loader, ResolveError, Resolver};
 use crate::graph::{Connection, Graph};
+use crate::live::{EdgeEnd, Swapper, SwapperEntry};
 use crate::message::Message;
-use crate::participant::{self, Parameters, ParticipantSpec, Phase, Report};
+use crate::participant::{self, Parameters, ParticipantSpec, Phase, Report, SwapEvent, Update};
 use crate::runtime::{LimitError, Limits};
 use crate::transport::{Binding, BindingKind, Transport, TransportError, queue_name};
 
@@ -103,6 +104,9 @@ pub struct PortMismatch {
 pub struct ProcessInfo {
     /// Process name.
     pub name: String,
+    /// The component file it was resolved to (the loaded component may have been
+    /// shared with another file of the same content).
+    pub path: std::path::PathBuf,
     /// The loaded component.
     pub component: Arc<LoadedComponent>,
     /// Its limits.
@@ -116,6 +120,7 @@ pub struct Network {
     tasks: JoinSet<Report>,
     transport: Arc<dyn Transport>,
     processes: Vec<ProcessInfo>,
+    swapper: Swapper,
 }
 
 /// Where the graph came from, for error messages (`graphs/x.fbp`).
@@ -151,6 +156,7 @@ impl Network {
 
         // Check every connection before touching the transport.
         let mut bindings = Vec::new();
+        let mut edge_ends = Vec::new();
         let mut parameters: HashMap<&str, Arc<Parameters>> = HashMap::new();
         let mut initial: HashMap<&str, Vec<(String, Message)>> = HashMap::new();
         for conn in &graph.connections {
@@ -181,6 +187,11 @@ impl Network {
                         return Err(no_such_port(&at, src, "outport", &edge.src.port));
                     };
                     let out = &src.component.definition.outports[index];
+                    edge_ends.push(EdgeEnd {
+                        at: at.clone(),
+                        src: (src.name.clone(), out.id.clone()),
+                        tgt: (target.name.clone(), inport.id.clone()),
+                    });
                     bindings.push(Binding {
                         src: queue_name(&src.name, &out.id),
                         tgt: queue_name(&target.name, &inport.id),
@@ -221,6 +232,8 @@ impl Network {
         }
 
         let (phase, watcher) = watch::channel(Phase::Running);
+        let (swap_events, _) = tokio::sync::broadcast::channel::<SwapEvent>(1024);
+        let mut entries = Vec::new();
         let mut tasks = JoinSet::new();
         for p in &processes {
             let def = &p.component.definition;
@@ -237,6 +250,13 @@ impl Network {
                     transport.publisher(&queue_name(&p.name, &port.id)).await?,
                 ));
             }
+            let (offer, updates) = watch::channel::<Update>(p.component.clone());
+            entries.push(SwapperEntry {
+                process: p.name.clone(),
+                path: p.path.clone(),
+                component: p.component.clone(),
+                offer,
+            });
             let spec = ParticipantSpec {
                 process: Arc::from(p.name.as_str()),
                 component: p.component.clone(),
@@ -245,6 +265,9 @@ impl Network {
                 outports,
                 initial: initial.remove(p.name.as_str()).unwrap_or_default(),
                 parameters: parameters.remove(p.name.as_str()).unwrap_or_default(),
+                transport: transport.clone(),
+                updates: Some(updates),
+                swap_events: Some(swap_events.clone()),
             };
             tracing::info!(
                 process = %p.name,
@@ -259,7 +282,14 @@ impl Network {
             tasks,
             transport,
             processes,
+            swapper: Swapper::new(entries, edge_ends, swap_events),
         })
+    }
+
+    /// The handle that offers new code versions to this network's participants
+    /// (`--watch`).
+    pub fn swapper(&self) -> &Swapper {
+        &self.swapper
     }
 
     /// The processes this network runs.
@@ -388,6 +418,7 @@ fn load_processes(
         }
         out.push(ProcessInfo {
             name: name.clone(),
+            path,
             component,
             limits,
         });

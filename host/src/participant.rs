@@ -5,8 +5,14 @@
 //! new instance. A message that faults the guest is nacked (dead-lettered with a reason
 //! naming process, port and kind of fault) and, if the fault left the instance in an
 //! unknown state, the instance is recreated before the next message.
+//!
+//! Live code swaps arrive on the participant's update channel and are taken between two
+//! messages: the message in flight finishes on the old code, the next one runs on the
+//! new. A swap instantiates and starts the new version first and only then retires the
+//! old one, so a version that traps while starting is rejected with the old one still
+//! running. See [`crate::live`] for where updates come from.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,8 +23,8 @@ use tokio::time::Instant;
 
 use crate::fault::{Fault, FaultKind};
 use crate::message::Message;
-use crate::runtime::{CallOutcome, Guest, GuestFactory, Limits, TimerCommand};
-use crate::transport::{Delivery, Publisher, Subscription};
+use crate::runtime::{CallOutcome, Guest, GuestFactory, Limits, Restored, TimerCommand};
+use crate::transport::{Delivery, Publisher, Subscription, Transport, TransportError, queue_name};
 
 /// Most deliveries handled back to back before timers and shutdown are looked at again.
 const BATCH: usize = 32;
@@ -70,6 +76,36 @@ pub struct Stats {
     pub recreated: u64,
     /// Timer calls made.
     pub timer_calls: u64,
+    /// New code versions swapped in.
+    pub swaps: u64,
+    /// New code versions rejected (the old one kept running).
+    pub rejected_swaps: u64,
+}
+
+/// A new version of a participant's code, offered by [`crate::live`].
+pub type Update = Arc<dyn GuestFactory>;
+
+/// What became of the state when a new version was swapped in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handover {
+    /// The old instance's snapshot was restored into the new one.
+    Restored,
+    /// The new instance runs fresh, and why.
+    Fresh(String),
+}
+
+/// How one offered version ended, reported on the network's swap events.
+#[derive(Debug, Clone)]
+pub struct SwapEvent {
+    /// The process.
+    pub process: Arc<str>,
+    /// The offered version (content hash prefix).
+    pub version: String,
+    /// `Ok` with the state handover and the swap step's duration (instantiate, start,
+    /// snapshot, restore, rewire), or `Err` with why the version was rejected.
+    pub outcome: Result<(Handover, Duration), String>,
+    /// When the swap finished: every message processed after this runs the new code.
+    pub at: std::time::Instant,
 }
 
 /// Everything a participant needs to run.
@@ -89,6 +125,12 @@ pub struct ParticipantSpec {
     pub initial: Vec<(String, Message)>,
     /// Parameter values, replayed into every new instance.
     pub parameters: Arc<Parameters>,
+    /// Where new inports and outports of a swapped-in version are declared.
+    pub transport: Arc<dyn Transport>,
+    /// New versions of the code (live coding); the current value is the running one.
+    pub updates: Option<watch::Receiver<Update>>,
+    /// Where the outcome of each swap is reported.
+    pub swap_events: Option<tokio::sync::broadcast::Sender<SwapEvent>>,
 }
 
 /// A running participant's result.
@@ -110,6 +152,9 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
         outports,
         initial,
         parameters,
+        transport,
+        mut updates,
+        swap_events,
     } = spec;
     let mut p = Participant {
         process,
@@ -117,11 +162,18 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
         limits,
         outports,
         parameters,
+        transport,
+        swap_events,
+        retired: HashSet::new(),
+        subscribed: inports.iter().map(|(port, _)| port.clone()).collect(),
         instance: None,
         timers: HashMap::new(),
         stats: Stats::default(),
         created: 0,
     };
+    if let Some(u) = updates.as_mut() {
+        u.mark_unchanged();
+    }
     p.ensure_instance().await;
     for (port, msg) in initial {
         p.deliver_direct(&port, msg).await;
@@ -129,14 +181,7 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
 
     let mut merged: SelectAll<_> = SelectAll::new();
     for (port, sub) in inports {
-        let port: Arc<str> = Arc::from(port);
-        merged.push(Box::pin(futures_util::stream::unfold(
-            sub,
-            move |mut sub| {
-                let port = port.clone();
-                async move { sub.next().await.map(|d| ((port, d), sub)) }
-            },
-        )));
+        merged.push(port_stream(port, sub));
     }
 
     loop {
@@ -154,12 +199,21 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
             changed = phase.changed() => {
                 if changed.is_err() { break; }
             }
+            Some(next) = next_update(&mut updates) => {
+                for (port, sub) in p.swap(next).await {
+                    merged.push(port_stream(port, sub));
+                }
+            }
             item = merged.next(), if !merged.is_empty() => match item {
                 Some((port, delivery)) => {
                     p.handle(&port, delivery).await;
                     // Under load, take what is already queued without another round
-                    // through select!; bounded so timers and shutdown stay responsive.
+                    // through select!; bounded so timers, swaps and shutdown stay
+                    // responsive.
                     for _ in 0..BATCH {
+                        if updates.as_ref().is_some_and(|u| u.has_changed().unwrap_or(false)) {
+                            break;
+                        }
                         match merged.next().now_or_never() {
                             Some(Some((port, delivery))) => p.handle(&port, delivery).await,
                             _ => break,
@@ -179,6 +233,32 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
     }
 }
 
+type PortStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = (Arc<str>, Delivery)> + Send>>;
+
+/// One inport's deliveries, tagged with the port.
+fn port_stream(port: String, sub: Subscription) -> PortStream {
+    let port: Arc<str> = Arc::from(port);
+    Box::pin(futures_util::stream::unfold(sub, move |mut sub| {
+        let port = port.clone();
+        async move { sub.next().await.map(|d| ((port, d), sub)) }
+    }))
+}
+
+/// The next offered version; pending forever without live coding or once the sender
+/// is gone.
+async fn next_update(updates: &mut Option<watch::Receiver<Update>>) -> Option<Update> {
+    match updates {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Err(_) => {
+                *updates = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(timer: Option<(u32, Instant)>) {
     match timer {
         Some((_, at)) => tokio::time::sleep_until(at).await,
@@ -192,6 +272,12 @@ struct Participant {
     limits: Limits,
     outports: Vec<Option<Publisher>>,
     parameters: Arc<Parameters>,
+    transport: Arc<dyn Transport>,
+    swap_events: Option<tokio::sync::broadcast::Sender<SwapEvent>>,
+    /// Inports the running version no longer has; their deliveries are dead-lettered.
+    retired: HashSet<String>,
+    /// Inports with a subscription (current or retired).
+    subscribed: HashSet<String>,
     instance: Option<Box<dyn Guest>>,
     timers: HashMap<u32, (Instant, Option<Duration>)>,
     stats: Stats,
@@ -236,7 +322,16 @@ impl Participant {
             self.instance = None;
             return Some(e.to_string());
         }
+        self.replay_parameters().await;
+        None
+    }
+
+    /// Delivers every parameter's last value to the current instance.
+    async fn replay_parameters(&mut self) {
         for (port, msg) in self.parameters.snapshot() {
+            if self.component.definition().inport(&port).is_none() {
+                continue;
+            }
             let Some(instance) = self.instance.as_mut() else {
                 break;
             };
@@ -245,7 +340,136 @@ impl Participant {
                 tracing::warn!("restoring parameter: {e}");
             }
         }
-        None
+    }
+
+    /// Swaps in a new version of the code at this message boundary. Returns the
+    /// subscriptions of inports the new version adds.
+    async fn swap(&mut self, next: Update) -> Vec<(String, Subscription)> {
+        let began = std::time::Instant::now();
+        let version = next.version().to_string();
+        let outcome = self.try_swap(next).await;
+        let report = match outcome {
+            Ok((handover, added)) => {
+                let step = began.elapsed();
+                self.stats.swaps += 1;
+                match &handover {
+                    Handover::Restored => tracing::info!(
+                        process = &*self.process,
+                        "now running version {version} (state handed over, swap took {step:?})"
+                    ),
+                    Handover::Fresh(why) => tracing::info!(
+                        process = &*self.process,
+                        "now running version {version} (started fresh: {why}; swap took {step:?})"
+                    ),
+                }
+                self.report_swap(version, Ok((handover, step)));
+                return added;
+            }
+            Err(reason) => reason,
+        };
+        self.stats.rejected_swaps += 1;
+        tracing::error!(
+            "process '{}': version {version} rejected: {report}; keeping version {}",
+            self.process,
+            self.component.version()
+        );
+        self.report_swap(version, Err(report));
+        Vec::new()
+    }
+
+    fn report_swap(&self, version: String, outcome: Result<(Handover, Duration), String>) {
+        if let Some(tx) = &self.swap_events {
+            let _ = tx.send(SwapEvent {
+                process: self.process.clone(),
+                version,
+                outcome,
+                at: std::time::Instant::now(),
+            });
+        }
+    }
+
+    async fn try_swap(
+        &mut self,
+        next: Update,
+    ) -> Result<(Handover, Vec<(String, Subscription)>), String> {
+        let mut fresh = next
+            .instantiate(self.process.clone(), &self.limits)
+            .map_err(|(kind, detail)| format!("cannot instantiate ({kind}): {detail}"))?;
+        let started = fresh.start();
+        if let Err((kind, detail)) = &started.result {
+            return Err(format!("fails while starting ({kind}): {detail}"));
+        }
+        let state = match self.instance.as_mut().map(|old| old.snapshot()) {
+            Some(Ok(state)) => state,
+            Some(Err((kind, detail))) => {
+                tracing::warn!(
+                    "process '{}': the old version failed to snapshot its state ({kind}): {detail}",
+                    self.process
+                );
+                None
+            }
+            None => None,
+        };
+        let handover = match state {
+            None => Handover::Fresh("the old version handed over no state".into()),
+            Some(bytes) => match fresh.restore(&bytes) {
+                Ok(Restored::Yes) => Handover::Restored,
+                Ok(Restored::Unsupported) => {
+                    Handover::Fresh("the new version has no restore export".into())
+                }
+                Ok(Restored::Refused(why)) => {
+                    Handover::Fresh(format!("the new version refused the state: {why}"))
+                }
+                Err((kind, detail)) => {
+                    return Err(format!("fails while restoring state ({kind}): {detail}"));
+                }
+            },
+        };
+        let added = self
+            .rewire(next.as_ref())
+            .await
+            .map_err(|e| format!("cannot declare its ports: {e}"))?;
+        self.component = next;
+        self.instance = Some(fresh);
+        self.timers.clear();
+        if let Err(e) = self.apply("start", started).await {
+            tracing::warn!("{e}");
+        }
+        self.replay_parameters().await;
+        Ok((handover, added))
+    }
+
+    /// Declares and subscribes what the new version's ports need, and notes the inports
+    /// it no longer has.
+    async fn rewire(
+        &mut self,
+        next: &dyn GuestFactory,
+    ) -> Result<Vec<(String, Subscription)>, TransportError> {
+        let def = next.definition();
+        let mut outports = Vec::with_capacity(def.outports.len());
+        for port in &def.outports {
+            let topic = queue_name(&self.process, &port.id);
+            self.transport.declare_topic(&topic).await?;
+            outports.push(Some(self.transport.publisher(&topic).await?));
+        }
+        let mut added = Vec::new();
+        for port in &def.inports {
+            if self.subscribed.contains(&port.id) {
+                continue;
+            }
+            let queue = queue_name(&self.process, &port.id);
+            self.transport.declare_queue(&queue).await?;
+            added.push((port.id.clone(), self.transport.subscribe(&queue).await?));
+        }
+        self.outports = outports;
+        self.subscribed.extend(added.iter().map(|(p, _)| p.clone()));
+        self.retired = self
+            .subscribed
+            .iter()
+            .filter(|p| def.inport(p).is_none())
+            .cloned()
+            .collect();
+        Ok(added)
     }
 
     /// Delivers an IIP that does not come from a queue.
@@ -256,6 +480,17 @@ impl Participant {
     }
 
     async fn handle(&mut self, port: &str, delivery: Delivery) {
+        if !self.retired.is_empty() && self.retired.contains(port) {
+            self.stats.failed += 1;
+            let reason = format!(
+                "process '{}' (version {}) no longer has inport '{port}'",
+                self.process,
+                self.component.version()
+            );
+            tracing::warn!("{reason}; message dead-lettered");
+            delivery.nack(&reason);
+            return;
+        }
         match self.call_process(port, &delivery.message).await {
             Ok(()) => {
                 self.stats.processed += 1;

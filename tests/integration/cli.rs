@@ -354,3 +354,74 @@ fn graph_draws_svg() {
     assert!(stdout.trim_end().ends_with("</svg>"));
     assert!(stdout.contains(">combine</text>"));
 }
+
+#[test]
+fn run_watch_swaps_a_rewritten_component_in() {
+    // Private copies of the demo's components, so the test can rewrite one.
+    let dir = scratch("watch");
+    let comps = dir.join("components");
+    std::fs::create_dir_all(comps.join("temperature")).expect("dir");
+    let built = wasmflo_host::component::components_dir();
+    for name in ["Sensor", "Format", "Display"] {
+        let file = format!("temperature/{name}.wasm");
+        std::fs::copy(built.join(&file), comps.join(&file)).expect("copy");
+    }
+    let graph = dir.join("temperature.fbp");
+    std::fs::copy(repo().join("graphs/temperature.fbp"), &graph).expect("copy graph");
+    // A fast sensor, so the stream is steady.
+    let src = std::fs::read_to_string(&graph).expect("graph");
+    std::fs::write(
+        &graph,
+        src.replace("'1000' -> INTERVAL", "'20' -> INTERVAL"),
+    )
+    .expect("w");
+
+    let mut child = cli()
+        .env("WASMFLO_COMPONENTS_DIR", &comps)
+        .arg("run")
+        .arg(&graph)
+        .arg("--watch")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |needle: &str| loop {
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|_| panic!("{needle:?} within the deadline"));
+        if line.contains(needle) {
+            break line;
+        }
+    };
+    wait_for("[display] Temperature: ");
+
+    let format = comps.join("temperature/Format.wasm");
+    let bytes = std::fs::read(&format).expect("read");
+    let next = crate::live::with_custom_section(&bytes, "cli-watch-test", b"v2");
+    let tmp = format.with_extension("tmp");
+    std::fs::write(&tmp, &next).expect("write");
+    std::fs::rename(&tmp, &format).expect("rename");
+    let version = wasmflo_host::component::hash_bytes(&next);
+    let swapped = wait_for("now running version");
+    assert!(swapped.contains(&version[..12]), "{swapped}");
+    assert!(swapped.contains("format"), "{swapped}");
+    // The graph keeps running on the new code.
+    wait_for("[display] Temperature: ");
+
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    assert!(status.expect("kill").success());
+    let summary = wait_for("format: ");
+    assert!(summary.contains("1 swaps (0 rejected)"), "{summary}");
+    assert!(child.wait().expect("exit").success());
+}

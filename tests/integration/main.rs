@@ -8,5 +8,6 @@ mod cli;
 mod faults;
 mod fbp_oracle;
 mod graphs;
+mod live;
 mod sandbox;
 mod support;

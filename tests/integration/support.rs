@@ -16,8 +16,8 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// One engine and loader shared by every test (an instance pool per test would reserve
 /// far too much address space).
-pub fn loader() -> &'static Loader {
-    static LOADER: OnceLock<Loader> = OnceLock::new();
+pub fn loader() -> &'static Arc<Loader> {
+    static LOADER: OnceLock<Arc<Loader>> = OnceLock::new();
     LOADER.get_or_init(|| {
         let config = RuntimeConfig {
             max_instances: 200,
@@ -25,7 +25,7 @@ pub fn loader() -> &'static Loader {
         };
         let runtime = Runtime::new(&config).expect("engine");
         let cache = DiskCache::new(Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmflo-cache"));
-        Loader::new(runtime, Some(cache))
+        Arc::new(Loader::new(runtime, Some(cache)))
     })
 }
 

@@ -10,6 +10,7 @@ use super::EngineArgs;
 use crate::component::Resolver;
 use crate::graph::{self, Format, Graph, ParseOptions};
 use crate::library::Library;
+use crate::live::{WatchOptions, watch_components};
 use crate::network::{Network, Source};
 use crate::runtime::parse_duration;
 use crate::transport::MemoryTransport;
@@ -29,6 +30,10 @@ pub struct RunArgs {
     /// How long shutdown waits for queued messages to drain.
     #[arg(long, default_value = "5s", value_parser = duration)]
     grace: Duration,
+    /// Live coding: swap in a component's new version when its file changes, and
+    /// rebuild Rust components of this workspace when their sources change.
+    #[arg(long)]
+    watch: bool,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -64,7 +69,7 @@ pub(super) fn resolver(graph: &Path, library: Option<&Path>) -> anyhow::Result<R
 pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
     let graph = load_graph(&args.graph)?;
     let resolver = resolver(&args.graph, args.library.as_deref())?;
-    let loader = engine.loader()?;
+    let loader = Arc::new(engine.loader()?);
     let source = Source {
         file: args.graph.display().to_string(),
     };
@@ -74,6 +79,19 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
     rt.block_on(async move {
         let transport = Arc::new(MemoryTransport::new());
         let network = Network::start(&graph, &source, &loader, &resolver, transport).await?;
+        let _watch = if args.watch {
+            let opts = WatchOptions {
+                rebuild: true,
+                ..WatchOptions::default()
+            };
+            Some(watch_components(
+                network.swapper().clone(),
+                loader.clone(),
+                opts,
+            )?)
+        } else {
+            None
+        };
         tracing::info!(
             "running {} ({} processes); Ctrl-C stops",
             source.file,
@@ -89,11 +107,13 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
         let reports = network.shutdown(args.grace).await;
         for r in reports {
             tracing::info!(
-                "{}: {} processed, {} failed, {} recreated",
+                "{}: {} processed, {} failed, {} recreated, {} swaps ({} rejected)",
                 r.process,
                 r.stats.processed,
                 r.stats.failed,
-                r.stats.recreated
+                r.stats.recreated,
+                r.stats.swaps,
+                r.stats.rejected_swaps
             );
         }
         Ok(())

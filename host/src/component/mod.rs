@@ -20,9 +20,7 @@ pub use cache::DiskCache;
 pub use resolve::{ResolveError, Resolver, components_dir};
 
 use crate::fault::FaultKind;
-use crate::runtime::{
-    Definition, Instance, InstanceState, Limits, Participant, ParticipantPre, Runtime,
-};
+use crate::runtime::{Definition, Instance, InstanceState, Limits, Participant, Prepared, Runtime};
 
 /// The world version this host implements.
 pub const WORLD: &str = "wasmflo:participant@0.1.0";
@@ -108,7 +106,7 @@ pub struct LoadedComponent {
     pub imports: Vec<String>,
     /// Whether it imports WASI (and so gets a per-instance WASI context from its grants).
     pub uses_wasi: bool,
-    pre: ParticipantPre<InstanceState>,
+    pre: Prepared,
 }
 
 impl std::fmt::Debug for LoadedComponent {
@@ -154,6 +152,11 @@ impl LoadedComponent {
             limits,
             self.uses_wasi,
         )
+    }
+
+    /// Whether the component exports `snapshot` and `restore` (state handover on a swap).
+    pub fn state_exports(&self) -> (bool, bool) {
+        self.pre.state_exports()
     }
 
     /// The first 12 hex digits of the hash, for logs.
@@ -215,7 +218,7 @@ impl Loader {
 
     /// Loads a component from `bytes`; `path` names it in errors.
     pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<Arc<LoadedComponent>, LoadError> {
-        let hash = hex(&Sha256::digest(bytes));
+        let hash = hash_bytes(bytes);
         if let Some(done) = self.lock().get(&hash) {
             return Ok(done.clone());
         }
@@ -239,7 +242,7 @@ impl Loader {
             &self.linker
         };
         let pre = linker.instantiate_pre(&component).map_err(invalid)?;
-        let pre = ParticipantPre::new(pre).map_err(invalid)?;
+        let pre = Prepared::new(pre).map_err(invalid)?;
         let definition = probe_definition(path, &pre, uses_wasi)?;
         let loaded = Arc::new(LoadedComponent {
             path: path_buf,
@@ -339,11 +342,7 @@ impl Loader {
     }
 }
 
-fn probe_definition(
-    path: &Path,
-    pre: &ParticipantPre<InstanceState>,
-    uses_wasi: bool,
-) -> Result<Definition, LoadError> {
+fn probe_definition(path: &Path, pre: &Prepared, uses_wasi: bool) -> Result<Definition, LoadError> {
     let start = |(kind, detail)| LoadError::Start {
         path: path.into(),
         kind,
@@ -365,6 +364,12 @@ fn probe_definition(
     )
     .map_err(start)?;
     let definition = probe.definition().map_err(start)?;
+    probe
+        .check_state_exports()
+        .map_err(|detail| LoadError::WrongWorld {
+            path: path.into(),
+            detail,
+        })?;
     let bad = |detail: String| LoadError::BadDefinition {
         path: path.into(),
         detail,
@@ -388,6 +393,11 @@ fn probe_definition(
 fn first_line(e: &wasmtime::Error) -> String {
     let text = format!("{e:#}");
     text.lines().next().unwrap_or("unknown error").to_string()
+}
+
+/// A component's version: the sha256 of its bytes, lower-case hex.
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 /// Lower-case hex of `bytes`.

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::{CallOutcome, Definition, Instance, Limits};
+use super::{CallOutcome, Definition, Instance, Limits, Restored};
 use crate::fault::FaultKind;
 
 /// One live instance of participant code.
@@ -17,6 +17,15 @@ pub trait Guest: Send {
     fn process(&mut self, port: &str, msg: &crate::message::Message) -> CallOutcome;
     /// Handles the expiry of timer `id`.
     fn on_timer(&mut self, id: u32) -> CallOutcome;
+    /// The state to hand to a newer version of the code; `None` when there is none.
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, (FaultKind, String)> {
+        Ok(None)
+    }
+    /// Takes over state from an older version. An `Err` leaves the instance unusable.
+    fn restore(&mut self, state: &[u8]) -> Result<Restored, (FaultKind, String)> {
+        let _ = state;
+        Ok(Restored::Unsupported)
+    }
 }
 
 /// Makes instances of one participant's code.
@@ -44,5 +53,13 @@ impl Guest for Instance {
 
     fn on_timer(&mut self, id: u32) -> CallOutcome {
         Instance::on_timer(self, id)
+    }
+
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, (FaultKind, String)> {
+        Instance::snapshot(self)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<Restored, (FaultKind, String)> {
+        Instance::restore(self, state)
     }
 }

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::Store;
+use wasmtime::component::{ComponentExportIndex, InstancePre};
 
-use super::bindings::{Participant, ParticipantPre};
+use super::bindings::{Participant, ParticipantIndices};
 use super::limits::MemoryLimiter;
 use super::{EPOCH_TICK, Limits, wit};
 use crate::fault::FaultKind;
@@ -107,10 +108,56 @@ pub(crate) struct InstanceState {
     pub(crate) wasi: Option<super::wasi::WasiState>,
 }
 
+/// A component ready to instantiate: wasmtime's `InstancePre`, the world's export
+/// indices (looked up once, not per instance), and the optional state exports of the
+/// `stateful-participant` world.
+#[derive(Clone)]
+pub(crate) struct Prepared {
+    pre: InstancePre<InstanceState>,
+    indices: ParticipantIndices,
+    snapshot: Option<ComponentExportIndex>,
+    restore: Option<ComponentExportIndex>,
+}
+
+impl Prepared {
+    /// Fails when the component lacks an export of the participant world.
+    pub(crate) fn new(pre: InstancePre<InstanceState>) -> wasmtime::Result<Self> {
+        let indices = ParticipantIndices::new(&pre)?;
+        let component = pre.component();
+        let snapshot = component.get_export_index(None, "snapshot");
+        let restore = component.get_export_index(None, "restore");
+        Ok(Prepared {
+            pre,
+            indices,
+            snapshot,
+            restore,
+        })
+    }
+
+    /// Whether the component can hand its state over (`snapshot`) and take it (`restore`).
+    pub(crate) fn state_exports(&self) -> (bool, bool) {
+        (self.snapshot.is_some(), self.restore.is_some())
+    }
+}
+
+/// What became of the state offered to a new instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restored {
+    /// The instance took the state over.
+    Yes,
+    /// The component has no `restore` export.
+    Unsupported,
+    /// The guest refused the state (its `restore` returned an error); it runs fresh.
+    Refused(String),
+}
+
 /// A long-lived instance of a participant component.
 pub struct Instance {
     store: Store<InstanceState>,
     guest: Participant,
+    raw: wasmtime::component::Instance,
+    snapshot: Option<ComponentExportIndex>,
+    restore: Option<ComponentExportIndex>,
     deadline_ticks: u64,
     uses_wasi: bool,
 }
@@ -126,7 +173,7 @@ impl std::fmt::Debug for Instance {
 impl Instance {
     /// Instantiates the component for `process` and returns it without calling `start`.
     pub(crate) fn instantiate(
-        pre: &ParticipantPre<InstanceState>,
+        prepared: &Prepared,
         process: Arc<str>,
         definition: Arc<Definition>,
         limits: &Limits,
@@ -161,21 +208,78 @@ impl Instance {
             refused: 0,
             wasi,
         };
-        let mut store = Store::new(pre.engine(), state);
+        let mut store = Store::new(prepared.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         let deadline_ticks =
             limits.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64 + 1;
         store.set_epoch_deadline(deadline_ticks);
-        let guest = pre
+        let raw = prepared
+            .pre
             .instantiate(&mut store)
+            .map_err(|e| classify(&store, &e))?;
+        let guest = prepared
+            .indices
+            .load(&mut store, &raw)
             .map_err(|e| classify(&store, &e))?;
         Ok(Instance {
             store,
             guest,
+            raw,
+            snapshot: prepared.snapshot,
+            restore: prepared.restore,
             deadline_ticks,
             uses_wasi,
         })
+    }
+
+    /// Checks that the optional state exports, when present, have the world's types.
+    pub(crate) fn check_state_exports(&mut self) -> Result<(), String> {
+        if let Some(index) = &self.snapshot {
+            self.raw
+                .get_typed_func::<(), (Option<Vec<u8>>,)>(&mut self.store, index)
+                .map_err(|e| format!("export `snapshot` has the wrong type: {e}"))?;
+        }
+        if let Some(index) = &self.restore {
+            self.raw
+                .get_typed_func::<(&[u8],), (Result<(), String>,)>(&mut self.store, index)
+                .map_err(|e| format!("export `restore` has the wrong type: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The instance's state for a newer version (`snapshot` export); `None` when the
+    /// component has no such export or keeps no state.
+    pub fn snapshot(&mut self) -> Result<Option<Vec<u8>>, (FaultKind, String)> {
+        let Some(index) = &self.snapshot else {
+            return Ok(None);
+        };
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let func = self
+            .raw
+            .get_typed_func::<(), (Option<Vec<u8>>,)>(&mut self.store, index)
+            .map_err(|e| (FaultKind::Internal, e.to_string()))?;
+        match func.call(&mut self.store, ()) {
+            Ok((state,)) => Ok(state),
+            Err(e) => Err(classify(&self.store, &e)),
+        }
+    }
+
+    /// Offers an older version's state to this instance (`restore` export).
+    pub fn restore(&mut self, state: &[u8]) -> Result<Restored, (FaultKind, String)> {
+        let Some(index) = &self.restore else {
+            return Ok(Restored::Unsupported);
+        };
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let func = self
+            .raw
+            .get_typed_func::<(&[u8],), (Result<(), String>,)>(&mut self.store, index)
+            .map_err(|e| (FaultKind::Internal, e.to_string()))?;
+        match func.call(&mut self.store, (state,)) {
+            Ok((Ok(()),)) => Ok(Restored::Yes),
+            Ok((Err(reason),)) => Ok(Restored::Refused(reason)),
+            Err(e) => Err(classify(&self.store, &e)),
+        }
     }
 
     /// Asks the guest for its definition.

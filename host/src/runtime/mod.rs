@@ -18,11 +18,10 @@ use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub(crate) use bindings::Participant;
-pub(crate) use bindings::ParticipantPre;
 pub(crate) use bindings::wasmflo::participant::types as wit;
 pub use guest::{Guest, GuestFactory};
-pub(crate) use instance::InstanceState;
-pub use instance::{CallOutcome, Definition, Instance, PortDef, TimerCommand};
+pub use instance::{CallOutcome, Definition, Instance, PortDef, Restored, TimerCommand};
+pub(crate) use instance::{InstanceState, Prepared};
 pub use limits::{LimitError, Limits, parse_duration, parse_size};
 pub use wasi::{DirGrant, Grants};
 

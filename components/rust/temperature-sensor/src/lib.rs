@@ -141,6 +141,23 @@ impl Participant for Sensor {
             Ok(())
         }
     }
+
+    /// The reading counter survives a live code swap, so the series continues where the
+    /// old version left it (settings come back as parameters).
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        Some(self.readings.to_le_bytes().to_vec())
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        let bytes: [u8; 8] = state.try_into().map_err(|_| {
+            format!(
+                "expected an 8-byte reading counter, got {} bytes",
+                state.len()
+            )
+        })?;
+        self.readings = u64::from_le_bytes(bytes);
+        Ok(())
+    }
 }
 
 wasmflo_guest::export!(Sensor);
@@ -155,6 +172,21 @@ mod tests {
             .iter()
             .filter_map(|(_, m)| m.json::<f64>().ok())
             .collect()
+    }
+
+    #[test]
+    fn the_series_continues_across_a_swap() -> Result<(), Nack> {
+        let mut old = Sensor::default();
+        let mut ctx = Context::recording_for(&Sensor::definition());
+        old.process(&mut ctx, "trigger", Message::from_json(&())?)?;
+        old.process(&mut ctx, "trigger", Message::from_json(&())?)?;
+        let mut new = Sensor::default();
+        new.restore(&old.snapshot().unwrap_or_default())
+            .map_err(Nack::internal)?;
+        new.process(&mut ctx, "trigger", Message::from_json(&())?)?;
+        assert_eq!(sent_numbers(&ctx)[2], reading(DEFAULT_BASE, 2));
+        assert!(new.restore(b"short").is_err());
+        Ok(())
     }
 
     #[test]
