@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 
 use crate::component::{LoadError, LoadedComponent, Loader, ResolveError, Resolver};
-use crate::graph::{Connection, Graph};
+use crate::graph::{Connection, Graph, Metadata, Process};
 use crate::live::{EdgeEnd, Swapper, SwapperEntry};
 use crate::message::Message;
 use crate::participant::{self, Parameters, ParticipantSpec, Phase, Report, SwapEvent, Update};
@@ -77,6 +77,20 @@ pub enum NetworkError {
     /// The transport failed while wiring.
     #[error("{0}")]
     Transport(#[from] TransportError),
+    /// A process of that name already runs.
+    #[error("process '{process}' already exists")]
+    Duplicate {
+        /// The name.
+        process: String,
+    },
+    /// A participant's task ended abnormally.
+    #[error("process '{process}' failed: {detail}")]
+    Task {
+        /// The process.
+        process: String,
+        /// What the runtime said.
+        detail: String,
+    },
 }
 
 /// An edge or IIP naming a port its process's component does not declare.
@@ -113,14 +127,26 @@ pub struct ProcessInfo {
     pub limits: Limits,
 }
 
-/// A running graph.
+/// A running graph. Processes and edges can be added and removed while it runs
+/// ([`Network::add_process`], [`Network::connect`], ...), which is how the FBP protocol
+/// runtime edits a live system.
 #[derive(Debug)]
 pub struct Network {
-    phase: watch::Sender<Phase>,
-    tasks: JoinSet<Report>,
+    phase: Phase,
+    nodes: Vec<Node>,
     transport: Arc<dyn Transport>,
-    processes: Vec<ProcessInfo>,
+    bindings: Vec<Binding>,
     swapper: Swapper,
+    swap_events: tokio::sync::broadcast::Sender<SwapEvent>,
+}
+
+/// One running participant.
+#[derive(Debug)]
+struct Node {
+    info: ProcessInfo,
+    phase: watch::Sender<Phase>,
+    task: JoinHandle<Report>,
+    parameters: Arc<Parameters>,
 }
 
 /// Where the graph came from, for error messages (`graphs/x.fbp`).
@@ -157,8 +183,8 @@ impl Network {
         // Check every connection before touching the transport.
         let mut bindings = Vec::new();
         let mut edge_ends = Vec::new();
-        let mut parameters: HashMap<&str, Arc<Parameters>> = HashMap::new();
-        let mut initial: HashMap<&str, Vec<(String, Message)>> = HashMap::new();
+        let mut parameters: HashMap<String, Arc<Parameters>> = HashMap::new();
+        let mut initial: HashMap<String, Vec<(String, Message)>> = HashMap::new();
         for conn in &graph.connections {
             let at = source.at(conn.line());
             let tgt = conn.tgt();
@@ -202,12 +228,12 @@ impl Network {
                     let msg = Message::json(&iip.data);
                     if inport.parameter {
                         parameters
-                            .entry(target.name.as_str())
+                            .entry(target.name.clone())
                             .or_default()
                             .set(&inport.id, msg);
                     } else {
                         initial
-                            .entry(target.name.as_str())
+                            .entry(target.name.clone())
                             .or_default()
                             .push((inport.id.clone(), msg));
                     }
@@ -231,58 +257,262 @@ impl Network {
             transport.bind(b).await?;
         }
 
-        let (phase, watcher) = watch::channel(Phase::Running);
         let (swap_events, _) = tokio::sync::broadcast::channel::<SwapEvent>(1024);
-        let mut entries = Vec::new();
-        let mut tasks = JoinSet::new();
-        for p in &processes {
-            let def = &p.component.definition;
-            let mut inports = Vec::new();
-            for port in &def.inports {
-                let sub = transport.subscribe(&queue_name(&p.name, &port.id)).await?;
-                inports.push((port.id.clone(), sub));
-            }
-            // Every outport gets a publisher, wired or not: a topic with no binding
-            // discards, as a fanout exchange does, and can be bound later.
-            let mut outports = Vec::new();
-            for port in &def.outports {
-                outports.push(Some(
-                    transport.publisher(&queue_name(&p.name, &port.id)).await?,
-                ));
-            }
-            let (offer, updates) = watch::channel::<Update>(p.component.clone());
-            entries.push(SwapperEntry {
-                process: p.name.clone(),
-                path: p.path.clone(),
-                component: p.component.clone(),
-                offer,
-            });
-            let spec = ParticipantSpec {
-                process: Arc::from(p.name.as_str()),
-                component: p.component.clone(),
-                limits: p.limits.clone(),
-                inports,
-                outports,
-                initial: initial.remove(p.name.as_str()).unwrap_or_default(),
-                parameters: parameters.remove(p.name.as_str()).unwrap_or_default(),
-                transport: transport.clone(),
-                updates: Some(updates),
-                swap_events: Some(swap_events.clone()),
-            };
-            tracing::info!(
-                process = %p.name,
-                component = %def.component,
-                version = %p.component.short_hash(),
-                "participant started"
-            );
-            tasks.spawn(participant::run(spec, watcher.clone()));
-        }
-        Ok(Network {
-            phase,
-            tasks,
+        let mut network = Network {
+            phase: Phase::Running,
+            nodes: Vec::new(),
             transport,
-            processes,
-            swapper: Swapper::new(entries, edge_ends, swap_events),
+            bindings,
+            swapper: Swapper::new(Vec::new(), edge_ends, swap_events.clone()),
+            swap_events,
+        };
+        for p in processes {
+            let init = initial.remove(p.name.as_str()).unwrap_or_default();
+            let params = parameters.remove(p.name.as_str()).unwrap_or_default();
+            network.spawn(p, init, params).await?;
+        }
+        Ok(network)
+    }
+
+    /// Starts the participant of `p`: subscribes its inports, makes its publishers,
+    /// registers it for live swaps, and spawns its loop.
+    async fn spawn(
+        &mut self,
+        p: ProcessInfo,
+        initial: Vec<(String, Message)>,
+        parameters: Arc<Parameters>,
+    ) -> Result<(), NetworkError> {
+        let transport = &self.transport;
+        let def = &p.component.definition;
+        let mut inports = Vec::new();
+        for port in &def.inports {
+            let sub = transport.subscribe(&queue_name(&p.name, &port.id)).await?;
+            inports.push((port.id.clone(), sub));
+        }
+        // Every outport gets a publisher, wired or not: a topic with no binding
+        // discards, as a fanout exchange does, and can be bound later.
+        let mut outports = Vec::new();
+        for port in &def.outports {
+            outports.push(Some(
+                transport.publisher(&queue_name(&p.name, &port.id)).await?,
+            ));
+        }
+        let (offer, updates) = watch::channel::<Update>(p.component.clone());
+        self.swapper.add(SwapperEntry {
+            process: p.name.clone(),
+            path: p.path.clone(),
+            component: p.component.clone(),
+            offer,
+        });
+        let spec = ParticipantSpec {
+            process: Arc::from(p.name.as_str()),
+            component: p.component.clone(),
+            limits: p.limits.clone(),
+            inports,
+            outports,
+            initial,
+            parameters: parameters.clone(),
+            transport: transport.clone(),
+            updates: Some(updates),
+            swap_events: Some(self.swap_events.clone()),
+        };
+        tracing::info!(
+            process = %p.name,
+            component = %def.component,
+            version = %p.component.short_hash(),
+            "participant started"
+        );
+        let (phase, watcher) = watch::channel(self.phase);
+        let task = tokio::spawn(participant::run(spec, watcher));
+        self.nodes.push(Node {
+            info: p,
+            phase,
+            task,
+            parameters,
+        });
+        Ok(())
+    }
+
+    /// Loads `component` and starts a participant for a new process `name`.
+    pub async fn add_process(
+        &mut self,
+        name: &str,
+        process: &Process,
+        loader: &Loader,
+        resolver: &Resolver,
+    ) -> Result<(), NetworkError> {
+        if self.process(name).is_some() {
+            return Err(NetworkError::Duplicate {
+                process: name.to_string(),
+            });
+        }
+        let info = load_process(name, process, &Source::default(), loader, resolver)?;
+        for port in &info.component.definition.inports {
+            self.transport
+                .declare_queue(&queue_name(name, &port.id))
+                .await?;
+        }
+        for port in &info.component.definition.outports {
+            self.transport
+                .declare_topic(&queue_name(name, &port.id))
+                .await?;
+        }
+        self.spawn(info, Vec::new(), Arc::default()).await
+    }
+
+    /// Stops process `name` after its current message and removes it with every
+    /// binding to or from its ports. Messages still queued for it stay in its queues.
+    pub async fn remove_process(&mut self, name: &str) -> Result<Report, NetworkError> {
+        let index = self
+            .nodes
+            .iter()
+            .position(|n| n.info.name == name)
+            .ok_or_else(|| NetworkError::NoSuchProcess {
+                at: String::new(),
+                process: name.to_string(),
+            })?;
+        let prefix = format!("{name}.");
+        let (gone, kept): (Vec<Binding>, Vec<Binding>) = std::mem::take(&mut self.bindings)
+            .into_iter()
+            .partition(|b| b.src.starts_with(&prefix) || b.tgt.starts_with(&prefix));
+        self.bindings = kept;
+        for b in &gone {
+            self.transport.unbind(b).await?;
+        }
+        let node = self.nodes.remove(index);
+        self.swapper.remove(name);
+        node.phase.send_replace(Phase::Stopped);
+        node.task.await.map_err(|e| NetworkError::Task {
+            process: name.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Connects outport `src` to inport `tgt` (process, port) while the network runs:
+    /// the next message published on `src` reaches `tgt`.
+    pub async fn connect(
+        &mut self,
+        src: (&str, &str),
+        tgt: (&str, &str),
+    ) -> Result<(), NetworkError> {
+        let binding = self.binding(src, tgt)?;
+        if !self.bindings.contains(&binding) {
+            self.transport.bind(&binding).await?;
+            self.bindings.push(binding);
+        }
+        Ok(())
+    }
+
+    /// Removes the edge from `src` to `tgt`; an absent edge is not an error.
+    pub async fn disconnect(
+        &mut self,
+        src: (&str, &str),
+        tgt: (&str, &str),
+    ) -> Result<(), NetworkError> {
+        let binding = self.binding(src, tgt)?;
+        self.transport.unbind(&binding).await?;
+        self.bindings.retain(|b| b != &binding);
+        Ok(())
+    }
+
+    /// Sends `msg` to inport `port` of `process` as an IIP: a parameter port keeps it
+    /// as the value replayed into new instances.
+    pub async fn send_initial(
+        &self,
+        process: &str,
+        port: &str,
+        msg: Message,
+    ) -> Result<(), NetworkError> {
+        let node = self.node(process)?;
+        let def = &node.info.component.definition;
+        let inport = def
+            .inport(port)
+            .ok_or_else(|| no_such_port("", &node.info, "inport", port))?;
+        if inport.parameter {
+            node.parameters.set(&inport.id, msg.clone());
+        }
+        self.transport
+            .send_to_queue(&queue_name(process, &inport.id), msg)
+            .await?;
+        Ok(())
+    }
+
+    /// A private queue receiving a copy of every message published on outport `port`
+    /// of `process` (to watch an edge or an exported outport); `name` names the queue.
+    pub async fn tap(
+        &self,
+        process: &str,
+        port: &str,
+        name: &str,
+    ) -> Result<crate::transport::Subscription, NetworkError> {
+        let node = self.node(process)?;
+        let def = &node.info.component.definition;
+        let index = def
+            .outport_index(port)
+            .ok_or_else(|| no_such_port("", &node.info, "outport", port))?;
+        let topic = queue_name(process, &def.outports[index].id);
+        self.transport.declare_queue(name).await?;
+        self.transport
+            .bind(&Binding {
+                src: topic,
+                tgt: name.to_string(),
+                kind: BindingKind::PubSub,
+            })
+            .await?;
+        Ok(self.transport.subscribe(name).await?)
+    }
+
+    /// Removes a tap made by [`Network::tap`].
+    pub async fn untap(&self, process: &str, port: &str, name: &str) -> Result<(), NetworkError> {
+        let node = self.node(process)?;
+        let def = &node.info.component.definition;
+        if let Some(index) = def.outport_index(port) {
+            self.transport
+                .unbind(&Binding {
+                    src: queue_name(process, &def.outports[index].id),
+                    tgt: name.to_string(),
+                    kind: BindingKind::PubSub,
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The process `name`, if it runs.
+    pub fn process(&self, name: &str) -> Option<&ProcessInfo> {
+        self.nodes
+            .iter()
+            .find(|n| n.info.name == name)
+            .map(|n| &n.info)
+    }
+
+    fn node(&self, name: &str) -> Result<&Node, NetworkError> {
+        self.nodes
+            .iter()
+            .find(|n| n.info.name == name)
+            .ok_or_else(|| NetworkError::NoSuchProcess {
+                at: String::new(),
+                process: name.to_string(),
+            })
+    }
+
+    fn binding(&self, src: (&str, &str), tgt: (&str, &str)) -> Result<Binding, NetworkError> {
+        let from = &self.node(src.0)?.info;
+        let index = from
+            .component
+            .definition
+            .outport_index(src.1)
+            .ok_or_else(|| no_such_port("", from, "outport", src.1))?;
+        let to = &self.node(tgt.0)?.info;
+        let inport = to
+            .component
+            .definition
+            .inport(tgt.1)
+            .ok_or_else(|| no_such_port("", to, "inport", tgt.1))?;
+        Ok(Binding {
+            src: queue_name(src.0, &from.component.definition.outports[index].id),
+            tgt: queue_name(tgt.0, &inport.id),
+            kind: BindingKind::PubSub,
         })
     }
 
@@ -292,9 +522,9 @@ impl Network {
         &self.swapper
     }
 
-    /// The processes this network runs.
-    pub fn processes(&self) -> &[ProcessInfo] {
-        &self.processes
+    /// The processes this network runs, in start order.
+    pub fn processes(&self) -> Vec<&ProcessInfo> {
+        self.nodes.iter().map(|n| &n.info).collect()
     }
 
     /// The transport it runs on.
@@ -305,7 +535,7 @@ impl Network {
     /// Stops timers, lets queued messages drain (up to `grace`), then stops every
     /// participant and returns their reports.
     pub async fn shutdown(mut self, grace: Duration) -> Vec<Report> {
-        self.phase.send_replace(Phase::Draining);
+        self.set_phase(Phase::Draining);
         let transport = self.transport.clone();
         let drained = async move {
             while transport.pending().is_some_and(|n| n > 0) {
@@ -316,15 +546,22 @@ impl Network {
             let left = self.transport.pending().unwrap_or(0);
             tracing::warn!("shutdown grace of {grace:?} over with {left} messages undelivered");
         }
-        self.phase.send_replace(Phase::Stopped);
+        self.set_phase(Phase::Stopped);
         let mut reports = Vec::new();
-        while let Some(done) = self.tasks.join_next().await {
-            match done {
+        for node in self.nodes.drain(..) {
+            match node.task.await {
                 Ok(report) => reports.push(report),
                 Err(e) => tracing::error!("participant task failed: {e}"),
             }
         }
         reports
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        self.phase = phase;
+        for node in &self.nodes {
+            node.phase.send_replace(phase);
+        }
     }
 }
 
@@ -360,68 +597,79 @@ fn load_processes(
     loader: &Loader,
     resolver: &Resolver,
 ) -> Result<Vec<ProcessInfo>, NetworkError> {
-    let mut out = Vec::new();
-    for (name, process) in &graph.processes {
-        let at = source.at(process.line);
-        let path =
-            resolver
-                .resolve(&process.component)
-                .map_err(|source| NetworkError::Resolve {
-                    at: at.clone(),
-                    process: name.clone(),
-                    source,
-                })?;
-        let component = loader.load(&path).map_err(|source| NetworkError::Load {
+    graph
+        .processes
+        .iter()
+        .map(|(name, process)| load_process(name, process, source, loader, resolver))
+        .collect()
+}
+
+fn load_process(
+    name: &str,
+    process: &Process,
+    source: &Source,
+    loader: &Loader,
+    resolver: &Resolver,
+) -> Result<ProcessInfo, NetworkError> {
+    let name = &name.to_string();
+    let at = source.at(process.line);
+    let path = resolver
+        .resolve(&process.component)
+        .map_err(|source| NetworkError::Resolve {
             at: at.clone(),
             process: name.clone(),
             source,
         })?;
-        let mut limits = Limits::default();
-        for (key, value) in process.metadata.iter().flatten() {
-            let text = match value {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            limits
-                .apply(key, &text)
-                .map_err(|source| NetworkError::Limit {
-                    at: at.clone(),
-                    process: name.clone(),
-                    source,
-                })?;
-        }
-        if limits.memory > loader.runtime().max_memory() {
-            return Err(NetworkError::Limit {
-                at,
+    let component = loader.load(&path).map_err(|source| NetworkError::Load {
+        at: at.clone(),
+        process: name.clone(),
+        source,
+    })?;
+    let mut limits = Limits::default();
+    let metadata: Option<&Metadata> = process.metadata.as_ref();
+    for (key, value) in metadata.into_iter().flatten() {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        limits
+            .apply(key, &text)
+            .map_err(|source| NetworkError::Limit {
+                at: at.clone(),
                 process: name.clone(),
-                source: LimitError {
-                    key: "memory".into(),
-                    value: limits.memory.to_string(),
-                    expected: "at most the host's --max-memory",
-                },
-            });
-        }
-        if component.uses_wasi {
-            // Fail at start, naming the process, rather than on every instantiation.
-            limits
-                .grants
-                .context()
-                .map_err(|detail| NetworkError::Grant {
-                    at: at.clone(),
-                    process: name.clone(),
-                    detail,
-                })?;
-        } else if limits.grants != Default::default() {
-            tracing::warn!(
-                "process '{name}' is granted WASI access but its component does not import WASI"
-            );
-        }
-        out.push(ProcessInfo {
-            name: name.clone(),
-            path,
-            component,
-            limits,
+                source,
+            })?;
+    }
+    if limits.memory > loader.runtime().max_memory() {
+        return Err(NetworkError::Limit {
+            at,
+            process: name.clone(),
+            source: LimitError {
+                key: "memory".into(),
+                value: limits.memory.to_string(),
+                expected: "at most the host's --max-memory",
+            },
         });
     }
-    Ok(out)
+    if component.uses_wasi {
+        // Fail at start, naming the process, rather than on every instantiation.
+        limits
+            .grants
+            .context()
+            .map_err(|detail| NetworkError::Grant {
+                at: at.clone(),
+                process: name.clone(),
+                detail,
+            })?;
+    } else if limits.grants != Default::default() {
+        tracing::warn!(
+            "process '{name}' is granted WASI access but its component does not import WASI"
+        );
+    }
+    Ok(ProcessInfo {
+        name: name.clone(),
+        path,
+        component,
+        limits,
+    })
 }

@@ -61,7 +61,7 @@ pub struct Swapper {
 
 #[derive(Debug)]
 struct Inner {
-    entries: Vec<Entry>,
+    entries: Mutex<Vec<Arc<Entry>>>,
     edges: Vec<EdgeEnd>,
     events: broadcast::Sender<SwapEvent>,
 }
@@ -111,27 +111,41 @@ impl Swapper {
         edges: Vec<EdgeEnd>,
         events: broadcast::Sender<SwapEvent>,
     ) -> Self {
-        let entries = entries
-            .into_iter()
-            .map(|e| Entry {
-                process: e.process,
-                path: canonical(&e.path),
-                current: Mutex::new(e.component),
-                offer: e.offer,
-            })
-            .collect();
-        Swapper {
+        let swapper = Swapper {
             inner: Arc::new(Inner {
-                entries,
+                entries: Mutex::new(Vec::new()),
                 edges,
                 events,
             }),
+        };
+        for e in entries {
+            swapper.add(e);
         }
+        swapper
+    }
+
+    /// Registers a process started after the network (files already watched only).
+    pub fn add(&self, e: SwapperEntry) {
+        lock(&self.inner.entries).push(Arc::new(Entry {
+            process: e.process,
+            path: canonical(&e.path),
+            current: Mutex::new(e.component),
+            offer: e.offer,
+        }));
+    }
+
+    /// Forgets a removed process.
+    pub fn remove(&self, process: &str) {
+        lock(&self.inner.entries).retain(|e| e.process != process);
+    }
+
+    fn entries(&self) -> Vec<Arc<Entry>> {
+        lock(&self.inner.entries).clone()
     }
 
     /// The distinct component files in use.
     pub fn paths(&self) -> Vec<PathBuf> {
-        let mut paths: Vec<PathBuf> = self.inner.entries.iter().map(|e| e.path.clone()).collect();
+        let mut paths: Vec<PathBuf> = self.entries().iter().map(|e| e.path.clone()).collect();
         paths.sort();
         paths.dedup();
         paths
@@ -140,8 +154,7 @@ impl Swapper {
     /// The component now offered for file `path`, if any process runs it.
     pub fn current(&self, path: &Path) -> Option<Arc<LoadedComponent>> {
         let path = canonical(path);
-        self.inner
-            .entries
+        self.entries()
             .iter()
             .find(|e| e.path == path)
             .map(|e| lock(&e.current).clone())
@@ -159,7 +172,7 @@ impl Swapper {
         let path = canonical(path);
         let def = &next.definition;
         let mut offered = Offered::default();
-        for entry in self.inner.entries.iter().filter(|e| e.path == path) {
+        for entry in self.entries().iter().filter(|e| e.path == path) {
             *lock(&entry.current) = next.clone();
             for edge in &self.inner.edges {
                 let (src, out) = &edge.src;

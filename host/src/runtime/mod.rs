@@ -5,6 +5,7 @@
 //! imports never block, and a per-message epoch deadline bounds how long a call may run.
 
 mod bindings;
+mod fncache;
 mod guest;
 mod host;
 mod instance;
@@ -37,6 +38,9 @@ pub struct RuntimeConfig {
     pub max_memory: usize,
     /// Use the pooling allocator (falls back to on-demand if the pool cannot be reserved).
     pub pooling: bool,
+    /// Bytes of Cranelift's per-function compile cache (0 disables it): a new version of
+    /// a component recompiles only the functions that changed.
+    pub function_cache: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -45,6 +49,7 @@ impl Default for RuntimeConfig {
             max_instances: 1000,
             max_memory: 1 << 30,
             pooling: true,
+            function_cache: 64 << 20,
         }
     }
 }
@@ -134,6 +139,12 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
     c.memory_init_cow(true);
     // Deep recursion must trap cleanly well before the host thread's own stack ends.
     c.max_wasm_stack(1 << 20);
+    if config.function_cache > 0 {
+        let cache = Arc::new(fncache::FunctionCache::new(config.function_cache));
+        if let Err(e) = c.enable_incremental_compilation(cache) {
+            tracing::warn!("no per-function compile cache: {e}");
+        }
+    }
     if pooling {
         let n = config.max_instances;
         let mut pool = PoolingAllocationConfig::default();
