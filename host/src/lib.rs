@@ -26,5 +26,6 @@ pub mod live;
 pub mod message;
 pub mod network;
 pub mod participant;
+pub mod protocol;
 pub mod runtime;
 pub mod transport;

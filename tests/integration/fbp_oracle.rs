@@ -16,7 +16,7 @@ use std::process::Command;
 use serde_json::Value;
 use wasmflo_host::graph::{self, Graph, ParseOptions};
 
-use crate::support::repo;
+use crate::support::{npm_oracle, repo};
 
 /// Generated graphs compared per run.
 const GENERATED: usize = 2400;
@@ -271,44 +271,7 @@ fn oracle_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("WASMFLO_FBP_ORACLE")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target").join("fbp-oracle"));
-    let unavailable = |why: String| {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("the fbp oracle is required in CI: {why}");
-        }
-        eprintln!("notice: skipping the npm fbp differential test: {why}");
-        None
-    };
-    if !tool_works("node") {
-        return unavailable("`node` is not available".into());
-    }
-    if !dir
-        .join("node_modules")
-        .join("fbp")
-        .join("package.json")
-        .exists()
-    {
-        if !tool_works("npm") {
-            return unavailable("`npm` is not available to install fbp@1.8.0".into());
-        }
-        std::fs::create_dir_all(&dir).expect("oracle dir");
-        let status = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .arg("fbp@1.8.0")
-            .status();
-        match status {
-            Ok(s) if s.success() => {}
-            other => return unavailable(format!("npm install fbp@1.8.0 failed: {other:?}")),
-        }
-    }
-    Some(dir)
-}
-
-fn tool_works(name: &str) -> bool {
-    Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success())
+    npm_oracle(&dir, "fbp", "1.8.0")
 }
 
 /// splitmix64: a small deterministic generator, so the graphs are the same every run.

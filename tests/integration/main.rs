@@ -9,5 +9,6 @@ mod faults;
 mod fbp_oracle;
 mod graphs;
 mod live;
+mod protocol;
 mod sandbox;
 mod support;

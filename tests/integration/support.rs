@@ -132,3 +132,43 @@ pub async fn next_json(sub: &mut Subscription) -> serde_json::Value {
     let m = next(sub).await;
     serde_json::from_slice(&m.data).expect("JSON payload")
 }
+
+/// An npm package installed into `dir` (installed now if missing), for tests that run a
+/// real peer. Without node/npm the test fails under `CI=true` and is skipped (with a
+/// notice, by returning `None`) elsewhere.
+pub fn npm_oracle(dir: &Path, package: &str, version: &str) -> Option<PathBuf> {
+    let unavailable = |why: String| {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("npm {package}@{version} is required in CI: {why}");
+        }
+        eprintln!("notice: skipping a test that needs npm {package}: {why}");
+        None
+    };
+    if !tool_works("node") {
+        return unavailable("`node` is not available".into());
+    }
+    let marker = dir.join("node_modules").join(package).join("package.json");
+    if !marker.exists() {
+        if !tool_works("npm") {
+            return unavailable("`npm` is not available".into());
+        }
+        std::fs::create_dir_all(dir).expect("oracle dir");
+        let status = std::process::Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(dir)
+            .arg(format!("{package}@{version}"))
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            other => return unavailable(format!("npm install failed: {other:?}")),
+        }
+    }
+    Some(dir.to_path_buf())
+}
+
+fn tool_works(name: &str) -> bool {
+    std::process::Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success())
+}

@@ -12,14 +12,16 @@ use crate::graph::{self, Format, Graph, ParseOptions};
 use crate::library::Library;
 use crate::live::{WatchOptions, watch_components};
 use crate::network::{Network, Source};
+use crate::protocol::{FbpRuntime, RuntimeInfo, ServerOptions, serve};
 use crate::runtime::parse_duration;
-use crate::transport::MemoryTransport;
+use crate::transport::{MemoryTransport, Transport};
 
 /// Arguments of `wasmflo run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The graph: a `.fbp` file or a JSON graph.
-    graph: PathBuf,
+    /// The graph: a `.fbp` file or a JSON graph (optional with `--runtime`: clients
+    /// then build the graph over the protocol).
+    graph: Option<PathBuf>,
     /// Stop after this long (e.g. `5s`) instead of waiting for Ctrl-C.
     #[arg(long = "for", value_parser = duration)]
     run_for: Option<Duration>,
@@ -34,6 +36,16 @@ pub struct RunArgs {
     /// rebuild Rust components of this workspace when their sources change.
     #[arg(long)]
     watch: bool,
+    /// Serve the FBP network protocol on this address (WebSocket, e.g. 127.0.0.1:3569;
+    /// port 0 picks a free one). Prints `listening ws://HOST:PORT` on stdout.
+    #[arg(long, value_name = "ADDR")]
+    runtime: Option<String>,
+    /// Protocol clients must send this secret to change anything.
+    #[arg(long, requires = "runtime")]
+    secret: Option<String>,
+    /// Protocol clients sending this secret may watch but not change the graph.
+    #[arg(long, requires = "runtime")]
+    read_secret: Option<String>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -67,55 +79,143 @@ pub(super) fn resolver(graph: &Path, library: Option<&Path>) -> anyhow::Result<R
 }
 
 pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
-    let graph = load_graph(&args.graph)?;
-    let resolver = resolver(&args.graph, args.library.as_deref())?;
+    let loaded = match &args.graph {
+        Some(path) => Some((load_graph(path)?, resolver(path, args.library.as_deref())?)),
+        None if args.runtime.is_some() => None,
+        None => anyhow::bail!(
+            "a graph file is required (or --runtime ADDR to build one over the protocol)"
+        ),
+    };
     let loader = Arc::new(engine.loader()?);
     let source = Source {
-        file: args.graph.display().to_string(),
+        file: args
+            .graph
+            .as_ref()
+            .map(|g| g.display().to_string())
+            .unwrap_or_default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let transport = Arc::new(MemoryTransport::new());
-        let network = Network::start(&graph, &source, &loader, &resolver, transport).await?;
-        let _watch = if args.watch {
-            let opts = WatchOptions {
-                rebuild: true,
-                ..WatchOptions::default()
-            };
-            Some(watch_components(
-                network.swapper().clone(),
-                loader.clone(),
-                opts,
-            )?)
-        } else {
-            None
-        };
-        tracing::info!(
-            "running {} ({} processes); Ctrl-C stops",
-            source.file,
-            network.processes().len()
-        );
-        match args.run_for {
-            Some(d) => tokio::time::sleep(d).await,
-            None => tokio::signal::ctrl_c()
-                .await
-                .context("cannot wait for Ctrl-C")?,
-        }
-        tracing::info!("stopping: draining in-flight messages");
-        let reports = network.shutdown(args.grace).await;
-        for r in reports {
+        let transport: Arc<dyn Transport> = Arc::new(MemoryTransport::new());
+        let mut network = None;
+        let mut watching = None;
+        if let Some((graph, resolver)) = &loaded {
+            let started =
+                Network::start(graph, &source, &loader, resolver, transport.clone()).await?;
             tracing::info!(
-                "{}: {} processed, {} failed, {} recreated, {} swaps ({} rejected)",
-                r.process,
-                r.stats.processed,
-                r.stats.failed,
-                r.stats.recreated,
-                r.stats.swaps,
-                r.stats.rejected_swaps
+                "running {} ({} processes); Ctrl-C stops",
+                source.file,
+                started.processes().len()
             );
+            if args.watch {
+                let opts = WatchOptions {
+                    rebuild: true,
+                    ..WatchOptions::default()
+                };
+                watching = Some(watch_components(
+                    started.swapper().clone(),
+                    loader.clone(),
+                    opts,
+                )?);
+            }
+            network = Some(started);
+        }
+        let stop = async {
+            match args.run_for {
+                Some(d) => tokio::time::sleep(d).await,
+                None => {
+                    if let Err(e) = tokio::signal::ctrl_c().await {
+                        tracing::error!("cannot wait for Ctrl-C: {e}");
+                    }
+                }
+            }
+            tracing::info!("stopping: draining in-flight messages");
+        };
+        if let Some(addr) = &args.runtime {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--runtime {addr}: cannot listen"))?;
+            let local = listener.local_addr()?;
+            println!("listening ws://{local}");
+            std::io::Write::flush(&mut std::io::stdout())?;
+            let resolver = match &loaded {
+                Some((_, r)) => r.clone(),
+                None => Resolver::new(crate::component::components_dir(), "."),
+            };
+            let (events, _) = tokio::sync::broadcast::channel(4096);
+            let info = RuntimeInfo {
+                id: runtime_id(),
+                label: "wasmflo".into(),
+            };
+            let mut fbp =
+                FbpRuntime::new(info, loader.clone(), resolver, transport, events.clone());
+            if let (Some((graph, _)), Some(n)) = (&loaded, network.take()) {
+                let id = graph
+                    .properties
+                    .get("name")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+                    .or_else(|| {
+                        args.graph
+                            .as_ref()
+                            .and_then(|p| p.file_stem())
+                            .map(|s| s.to_string_lossy().into_owned())
+                    })
+                    .unwrap_or_else(|| "main".into());
+                fbp.adopt(&id, graph.clone(), n).await;
+            }
+            let options = ServerOptions {
+                secret: args.secret.clone(),
+                read_secret: args.read_secret.clone(),
+            };
+            serve(listener, fbp, events, options, stop).await;
+            drop(watching);
+            return Ok(());
+        }
+        stop.await;
+        drop(watching);
+        if let Some(network) = network {
+            let reports = network.shutdown(args.grace).await;
+            for r in reports {
+                tracing::info!(
+                    "{}: {} processed, {} failed, {} recreated, {} swaps ({} rejected)",
+                    r.process,
+                    r.stats.processed,
+                    r.stats.failed,
+                    r.stats.recreated,
+                    r.stats.swaps,
+                    r.stats.rejected_swaps
+                );
+            }
         }
         Ok(())
     })
+}
+
+/// A random UUID v4 string for `runtime:runtime`.
+fn runtime_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut bytes = [0u8; 16];
+    for chunk in bytes.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = crate::component::hex_string(&bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }

@@ -64,6 +64,23 @@ pub fn source_crates(files: &HashSet<PathBuf>) -> Vec<(GuestCrate, PathBuf)> {
     found
 }
 
+/// The main source file of component `name` (`src/lib.rs` of its guest crate in this
+/// workspace), with its text.
+pub fn source_of(name: &str) -> Option<(PathBuf, String)> {
+    let root = workspace_root()?;
+    let mut dirs = vec![root.join("components/rust"), root.join("tests/guests")];
+    if let Ok(langs) = std::fs::read_dir(root.join("components")) {
+        dirs.extend(langs.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    let guest = discover(&dirs)
+        .ok()?
+        .into_iter()
+        .find(|g| g.component == name)?;
+    let file = guest.dir.join("src/lib.rs");
+    let code = std::fs::read_to_string(&file).ok()?;
+    Some((file, code))
+}
+
 /// Watches the source crates of `files` and rebuilds on change.
 pub fn watch_sources(
     files: &HashSet<PathBuf>,
