@@ -135,6 +135,7 @@ async fn pipeline(factory: Arc<dyn GuestFactory>, messages: usize, pings: usize)
             transport: transport.clone(),
             updates: None,
             swap_events: None,
+            faults: None,
         };
         tasks.push(tokio::spawn(participant::run(spec, watcher.clone())));
     }

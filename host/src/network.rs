@@ -13,7 +13,9 @@ use crate::component::{LoadError, LoadedComponent, Loader, ResolveError, Resolve
 use crate::graph::{Connection, Graph, Metadata, Process};
 use crate::live::{EdgeEnd, Swapper, SwapperEntry};
 use crate::message::Message;
-use crate::participant::{self, Parameters, ParticipantSpec, Phase, Report, SwapEvent, Update};
+use crate::participant::{
+    self, FaultEvent, Parameters, ParticipantSpec, Phase, Report, SwapEvent, Update,
+};
 use crate::runtime::{LimitError, Limits};
 use crate::transport::{Binding, BindingKind, Transport, TransportError, queue_name};
 
@@ -138,6 +140,7 @@ pub struct Network {
     bindings: Vec<Binding>,
     swapper: Swapper,
     swap_events: tokio::sync::broadcast::Sender<SwapEvent>,
+    faults: tokio::sync::broadcast::Sender<FaultEvent>,
 }
 
 /// One running participant.
@@ -265,6 +268,7 @@ impl Network {
             bindings,
             swapper: Swapper::new(Vec::new(), edge_ends, swap_events.clone()),
             swap_events,
+            faults: tokio::sync::broadcast::channel(1024).0,
         };
         for p in processes {
             let init = initial.remove(p.name.as_str()).unwrap_or_default();
@@ -315,6 +319,7 @@ impl Network {
             transport: transport.clone(),
             updates: Some(updates),
             swap_events: Some(self.swap_events.clone()),
+            faults: Some(self.faults.clone()),
         };
         tracing::info!(
             process = %p.name,
@@ -520,6 +525,11 @@ impl Network {
     /// (`--watch`).
     pub fn swapper(&self) -> &Swapper {
         &self.swapper
+    }
+
+    /// Receives every message a participant dead-letters, with the reason.
+    pub fn faults(&self) -> tokio::sync::broadcast::Receiver<FaultEvent> {
+        self.faults.subscribe()
     }
 
     /// The processes this network runs, in start order.

@@ -94,6 +94,15 @@ pub enum Handover {
     Fresh(String),
 }
 
+/// A message a participant dead-lettered, reported on the network's fault events.
+#[derive(Debug, Clone)]
+pub struct FaultEvent {
+    /// The process.
+    pub process: Arc<str>,
+    /// The reason, naming process, port and kind of fault.
+    pub reason: String,
+}
+
 /// How one offered version ended, reported on the network's swap events.
 #[derive(Debug, Clone)]
 pub struct SwapEvent {
@@ -131,6 +140,8 @@ pub struct ParticipantSpec {
     pub updates: Option<watch::Receiver<Update>>,
     /// Where the outcome of each swap is reported.
     pub swap_events: Option<tokio::sync::broadcast::Sender<SwapEvent>>,
+    /// Where dead-lettered messages are reported.
+    pub faults: Option<tokio::sync::broadcast::Sender<FaultEvent>>,
 }
 
 /// A running participant's result.
@@ -155,6 +166,7 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
         transport,
         mut updates,
         swap_events,
+        faults,
     } = spec;
     let mut p = Participant {
         process,
@@ -164,6 +176,7 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
         parameters,
         transport,
         swap_events,
+        faults,
         retired: HashSet::new(),
         subscribed: inports.iter().map(|(port, _)| port.clone()).collect(),
         instance: None,
@@ -274,6 +287,7 @@ struct Participant {
     parameters: Arc<Parameters>,
     transport: Arc<dyn Transport>,
     swap_events: Option<tokio::sync::broadcast::Sender<SwapEvent>>,
+    faults: Option<tokio::sync::broadcast::Sender<FaultEvent>>,
     /// Inports the running version no longer has; their deliveries are dead-lettered.
     retired: HashSet<String>,
     /// Inports with a subscription (current or retired).
@@ -375,6 +389,15 @@ impl Participant {
         );
         self.report_swap(version, Err(report));
         Vec::new()
+    }
+
+    fn report_fault(&self, reason: &str) {
+        if let Some(tx) = &self.faults {
+            let _ = tx.send(FaultEvent {
+                process: self.process.clone(),
+                reason: reason.to_string(),
+            });
+        }
     }
 
     fn report_swap(&self, version: String, outcome: Result<(Handover, Duration), String>) {
@@ -488,6 +511,7 @@ impl Participant {
                 self.component.version()
             );
             tracing::warn!("{reason}; message dead-lettered");
+            self.report_fault(&reason);
             delivery.nack(&reason);
             return;
         }
@@ -499,6 +523,7 @@ impl Participant {
             Err(reason) => {
                 self.stats.failed += 1;
                 tracing::warn!("{reason}; message dead-lettered");
+                self.report_fault(&reason);
                 delivery.nack(&reason);
                 // Recreate now, so a timer-driven participant keeps running.
                 self.ensure_instance().await;

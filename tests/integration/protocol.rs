@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wasmflo_host::component::{Resolver, components_dir};
-use wasmflo_host::protocol::{FbpRuntime, RuntimeInfo, ServerOptions, serve};
+use wasmflo_host::protocol::{FbpRuntime, RuntimeInfo, ServerOptions, serve, spawn_runtime};
 use wasmflo_host::transport::MemoryTransport;
 
 use crate::support::*;
@@ -81,7 +81,8 @@ async fn server(options: ServerOptions) -> (String, tokio::sync::oneshot::Sender
         events.clone(),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, runtime, events, options, async move {
+    let (handle, _owner) = spawn_runtime(runtime, events);
+    tokio::spawn(serve(listener, handle, options, async move {
         let _ = stopped.await;
     }));
     (addr, stop)
@@ -346,4 +347,151 @@ async fn secrets_separate_readers_from_writers_and_both_clients_see_changes() {
         .unwrap();
     let v: Value = serde_json::from_str(next.to_text().unwrap()).unwrap();
     assert_eq!(v["command"], "runtime", "no broadcast leaked: {v}");
+}
+
+#[test]
+fn the_web_view_shows_counts_rising_in_headless_chromium() {
+    let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "chromium is required in CI"
+        );
+        eprintln!("notice: skipping the web view test: no chromium");
+        return;
+    };
+    let mut runtime = Command::new(env!("CARGO_BIN_EXE_wasmflo-test-cli"))
+        .arg("run")
+        .arg(repo().join("graphs/temperature.fbp"))
+        .args(["--runtime", "127.0.0.1:0", "--ui", "127.0.0.1:0"])
+        .env(
+            "WASMFLO_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmflo-cache"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runtime starts");
+    let mut stdout = BufReader::new(runtime.stdout.take().expect("stdout"));
+    let mut ui = String::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("a line");
+        if let Some(url) = line.trim().strip_prefix("ui ") {
+            ui = url.to_string();
+        }
+    }
+    assert!(ui.starts_with("http://127.0.0.1:"), "{ui}");
+    let stderr = runtime.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let shot = dir.join("web-view.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1100,900",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("{ui}/"))
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The page told the server it saw the edge counts rise before its load event ended.
+    let saw = loop {
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .expect("the page reports within the deadline");
+        if line.contains("ui: a page saw edge counts rise") {
+            break line;
+        }
+    };
+    let _ = runtime.kill();
+    let _ = runtime.wait();
+    assert!(saw.contains("total="), "{saw}");
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG"),
+        "a PNG screenshot at {}",
+        shot.display()
+    );
+    eprintln!("web view screenshot: {}", shot.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn component_source_builds_rust_and_refuses_other_languages() {
+    let (addr, _stop) = server(ServerOptions::default()).await;
+    let mut ws = connect(&addr).await;
+    send(
+        &mut ws,
+        "component",
+        "getsource",
+        json!({"name": "core/Repeat"}),
+    )
+    .await;
+    let source = expect(&mut ws, "component", "source").await;
+    assert_eq!(source["language"], "rust");
+    let code = source["code"].as_str().unwrap().to_string();
+    assert!(code.contains("core/Repeat"));
+
+    // The same code back: built with cargo (nothing to recompile) and announced.
+    send(
+        &mut ws,
+        "component",
+        "source",
+        json!({"name": "Repeat", "library": "core", "language": "rust", "code": code}),
+    )
+    .await;
+    let component = expect(&mut ws, "component", "component").await;
+    assert_eq!(component["name"], "core/Repeat");
+    assert_eq!(component["inPorts"][0]["id"], "in");
+
+    send(
+        &mut ws,
+        "component",
+        "source",
+        json!({"name": "Repeat", "library": "core", "language": "python", "code": "x"}),
+    )
+    .await;
+    let e = expect(&mut ws, "component", "error").await;
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("no toolchain for language 'python'"),
+        "{e}"
+    );
+    send(
+        &mut ws,
+        "component",
+        "source",
+        json!({"name": "nope/Missing", "language": "rust", "code": "x"}),
+    )
+    .await;
+    let e = expect(&mut ws, "component", "error").await;
+    assert!(
+        e["message"].as_str().unwrap().contains("nope/Missing"),
+        "{e}"
+    );
 }

@@ -12,7 +12,7 @@ use crate::graph::{self, Format, Graph, ParseOptions};
 use crate::library::Library;
 use crate::live::{WatchOptions, watch_components};
 use crate::network::{Network, Source};
-use crate::protocol::{FbpRuntime, RuntimeInfo, ServerOptions, serve};
+use crate::protocol::{FbpRuntime, RuntimeInfo, ServerOptions, serve, serve_ui, spawn_runtime};
 use crate::runtime::parse_duration;
 use crate::transport::{MemoryTransport, Transport};
 
@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// Protocol clients sending this secret may watch but not change the graph.
     #[arg(long, requires = "runtime")]
     read_secret: Option<String>,
+    /// Serve the live web view on this address (needs --runtime; port 0 picks a free
+    /// one). Prints `ui http://HOST:PORT` on stdout.
+    #[arg(long, value_name = "ADDR", requires = "runtime")]
+    ui: Option<String>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -170,7 +174,40 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
                 secret: args.secret.clone(),
                 read_secret: args.read_secret.clone(),
             };
-            serve(listener, fbp, events, options, stop).await;
+            let (handle, owner) = spawn_runtime(fbp, events);
+            let (stop_all, stopped) = tokio::sync::watch::channel(false);
+            let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let mut servers = vec![tokio::spawn(serve(
+                listener,
+                handle.clone(),
+                options,
+                wait(stopped.clone()),
+            ))];
+            if let Some(ui_addr) = &args.ui {
+                let ui = tokio::net::TcpListener::bind(ui_addr)
+                    .await
+                    .with_context(|| format!("--ui {ui_addr}: cannot listen"))?;
+                println!("ui http://{}", ui.local_addr()?);
+                std::io::Write::flush(&mut std::io::stdout())?;
+                // The page watches; it never needs more than read access.
+                let secret = args.read_secret.clone().or_else(|| args.secret.clone());
+                servers.push(tokio::spawn(serve_ui(
+                    ui,
+                    handle.clone(),
+                    format!("ws://{local}"),
+                    secret,
+                    wait(stopped.clone()),
+                )));
+            }
+            stop.await;
+            let _ = stop_all.send(true);
+            for s in servers {
+                let _ = s.await;
+            }
+            drop(handle);
+            let _ = owner.await;
             drop(watching);
             return Ok(());
         }

@@ -81,6 +81,36 @@ pub fn source_of(name: &str) -> Option<(PathBuf, String)> {
     Some((file, code))
 }
 
+/// Replaces the main source file of component `name` with `code` (when different) and
+/// rebuilds it; returns the component file. Errors say what failed, compiler output
+/// included.
+pub fn build_source(name: &str, code: &str) -> Result<PathBuf, String> {
+    let root = workspace_root().ok_or("this runtime has no source workspace to build in")?;
+    let (file, old) = source_of(name)
+        .ok_or_else(|| format!("no Rust source for component '{name}' in this workspace"))?;
+    let dir = file
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("unexpected crate layout")?
+        .to_path_buf();
+    let out = if dir.starts_with(root.join("components")) {
+        crate::component::components_dir()
+    } else {
+        workspace_target_dir(&root).join("test-components")
+    };
+    if old != code {
+        std::fs::write(&file, code).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    eprintln!("wasmflo: building {name} from {} ...", dir.display());
+    let built = build_components(&BuildOptions::new(&root, &out).search(&dir))
+        .map_err(|e| format!("building {name} failed: {e}"))?;
+    built
+        .into_iter()
+        .find(|c| c.name == name)
+        .map(|c| c.path)
+        .ok_or_else(|| format!("building {name} produced no component"))
+}
+
 /// Watches the source crates of `files` and rebuilds on change.
 pub fn watch_sources(
     files: &HashSet<PathBuf>,

@@ -3,7 +3,8 @@
 //!
 //! - [`envelope`]: parsing client messages and writing replies (pure);
 //! - [`runtime`]: [`FbpRuntime`], the graph model, its live network and every command;
-//! - [`server`]: the WebSocket server: one task owns the runtime, one per client.
+//! - [`server`]: the WebSocket server: one task owns the runtime, one per client;
+//! - [`ui`]: the live web view, a page that speaks the same protocol.
 //!
 //! Access control (MsgFlo never checked its secret): with a secret configured, a
 //! client's messages must carry it; a read secret allows watching (status, edge data,
@@ -12,10 +13,12 @@
 pub mod envelope;
 pub mod runtime;
 pub mod server;
+pub mod ui;
 
 pub use envelope::{Envelope, EnvelopeError, Outgoing};
-pub use runtime::{FbpRuntime, RuntimeInfo, To};
-pub use server::{ServerOptions, serve};
+pub use runtime::{FbpRuntime, RuntimeInfo, Snapshot, To};
+pub use server::{RuntimeHandle, ServerOptions, serve, spawn_runtime};
+pub use ui::serve_ui;
 
 /// What a client may do, from the secret it sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,7 @@ use crate::network::{Network, Source};
 use crate::transport::Transport;
 
 /// Every capability this runtime has.
-pub const CAPABILITIES: [&str; 8] = [
+pub const CAPABILITIES: [&str; 9] = [
     "protocol:runtime",
     "protocol:graph",
     "protocol:component",
@@ -33,6 +33,7 @@ pub const CAPABILITIES: [&str; 8] = [
     "network:data",
     "network:control",
     "component:getsource",
+    "component:setsource",
 ];
 
 /// What a read-only client may use.
@@ -86,6 +87,21 @@ pub struct FbpRuntime {
     export_taps: HashMap<String, Tap>,
     broadcast: broadcast::Sender<String>,
     taps_made: u64,
+    /// Forwards the network's faults as `network:processerror`.
+    fault_task: Option<JoinHandle<()>>,
+}
+
+/// What the web view shows besides the protocol's own messages.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The graph's id, if one is loaded.
+    pub graph_id: Option<String>,
+    /// The graph model.
+    pub graph: Graph,
+    /// Whether `network:start` (or the command line) started it.
+    pub started: bool,
+    /// `{name, component, version}` of every running process.
+    pub processes: Vec<Value>,
 }
 
 impl std::fmt::Debug for FbpRuntime {
@@ -174,7 +190,65 @@ impl FbpRuntime {
             export_taps: HashMap::new(),
             broadcast,
             taps_made: 0,
+            fault_task: None,
         }
+    }
+
+    /// The graph and the processes now running, with their code versions.
+    pub fn snapshot(&self) -> Snapshot {
+        let processes = self
+            .network
+            .as_ref()
+            .map(|n| {
+                n.processes()
+                    .into_iter()
+                    .map(|p| {
+                        let version = n
+                            .swapper()
+                            .current(&p.path)
+                            .map_or_else(|| p.component.short_hash().to_string(), |c| {
+                                c.short_hash().to_string()
+                            });
+                        json!({"name": p.name, "component": p.component.definition.component, "version": version})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Snapshot {
+            graph_id: self.graph_id.clone(),
+            graph: self.graph.clone(),
+            started: self.started.is_some(),
+            processes,
+        }
+    }
+
+    /// Reports the running network's dead-lettered messages as `network:processerror`.
+    fn forward_faults(&mut self) {
+        if let Some(t) = self.fault_task.take() {
+            t.abort();
+        }
+        let Some(network) = &self.network else {
+            return;
+        };
+        let mut faults = network.faults();
+        let out = self.broadcast.clone();
+        let graph = self.graph_id.clone().unwrap_or_default();
+        self.fault_task = Some(tokio::spawn(async move {
+            loop {
+                match faults.recv().await {
+                    Ok(f) => {
+                        let msg = Outgoing::new(
+                            "network",
+                            "processerror",
+                            json!({"id": &*f.process, "error": f.reason, "graph": graph}),
+                        );
+                        let _ = out.send(msg.to_text());
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        }));
     }
 
     /// Adopts a running network started from `graph` (`wasmflo run GRAPH --runtime`).
@@ -183,11 +257,15 @@ impl FbpRuntime {
         self.graph = graph;
         self.network = Some(network);
         self.started = Some(SystemTime::now());
+        self.forward_faults();
         self.retap().await;
     }
 
     /// Stops the network, if it runs.
     pub async fn shutdown(&mut self, grace: Duration) {
+        if let Some(t) = self.fault_task.take() {
+            t.abort();
+        }
         self.untap_all().await;
         if let Some(n) = self.network.take() {
             n.shutdown(grace).await;
@@ -377,12 +455,67 @@ impl FbpRuntime {
                     ),
                 }
             }
-            "source" => err(
-                "component",
-                "component:source is not supported yet; edit the crate and use --watch",
-            ),
+            "source" => self.set_source(msg).await,
             other => err("component", format!("unknown command 'component:{other}'")),
         }
+    }
+
+    /// `component:source`: new code for a component, built with the toolchain of its
+    /// language and swapped in like `--watch` does (validated; a bad version is rejected
+    /// and the running one stays).
+    async fn set_source(&mut self, msg: &Envelope) -> Reply {
+        let Some(name) = msg.str("name") else {
+            return err("component", "component:source needs a 'name'");
+        };
+        let full = match msg.str("library") {
+            Some(lib) if !lib.is_empty() && !name.contains('/') => format!("{lib}/{name}"),
+            _ => name.to_string(),
+        };
+        let Some(code) = msg.str("code").map(str::to_string) else {
+            return err("component", "component:source needs 'code'");
+        };
+        match msg.str("language").unwrap_or("") {
+            "rust" | "rs" => {}
+            other => {
+                return err(
+                    "component",
+                    format!(
+                        "no toolchain for language '{other}' in this runtime; it builds Rust components"
+                    ),
+                );
+            }
+        }
+        if std::process::Command::new("cargo")
+            .arg("--version")
+            .output()
+            .map_or(true, |o| !o.status.success())
+        {
+            return err(
+                "component",
+                "the Rust toolchain (cargo) is not installed here",
+            );
+        }
+        let target = full.clone();
+        let built =
+            tokio::task::spawn_blocking(move || crate::live::rebuild::build_source(&target, &code))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+        let path = match built {
+            Ok(p) => p,
+            Err(e) => return err("component", e),
+        };
+        let loaded = match self.loader.load(&path) {
+            Ok(c) => c,
+            Err(e) => return err("component", format!("new version rejected: {e}")),
+        };
+        if let Some(n) = &self.network {
+            n.swapper().offer(&path, &loaded);
+        }
+        vec![To::All(Outgoing::new(
+            "component",
+            "component",
+            component_json(&full, &loaded.definition),
+        ))]
     }
 
     /// Checks the `graph` field of a graph command.
@@ -796,6 +929,7 @@ impl FbpRuntime {
                         Ok(n) => self.network = Some(n),
                         Err(e) => return err("network", e.to_string()),
                     }
+                    self.forward_faults();
                     self.retap().await;
                 }
                 self.started = Some(SystemTime::now());

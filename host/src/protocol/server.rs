@@ -12,7 +12,9 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use super::runtime::{FbpRuntime, To};
+use tokio::task::JoinHandle;
+
+use super::runtime::{FbpRuntime, Snapshot, To};
 use super::{Access, Envelope, Outgoing};
 
 /// Offers `noflo` when the client asks for it; accepts without a sub-protocol otherwise.
@@ -43,46 +45,94 @@ pub struct ServerOptions {
     pub read_secret: Option<String>,
 }
 
-type Request_ = (Envelope, Access, oneshot::Sender<Vec<Outgoing>>);
+/// A request to the task that owns the runtime.
+#[derive(Debug)]
+enum Command {
+    Protocol(Box<Envelope>, Access, oneshot::Sender<Vec<Outgoing>>),
+    Snapshot(oneshot::Sender<Snapshot>),
+}
 
-/// Serves the protocol on `listener` until `stop` resolves, then stops the runtime's
-/// network. `broadcast` must be the sender the runtime was made with.
-pub async fn serve(
-    listener: TcpListener,
+/// A cheap handle to the task that owns an [`FbpRuntime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeHandle {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<String>,
+}
+
+impl RuntimeHandle {
+    /// Handles one client message; the runtime's replies for that client.
+    pub async fn request(&self, msg: Envelope, access: Access) -> Option<Vec<Outgoing>> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Protocol(Box::new(msg), access, reply))
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
+
+    /// The graph and processes now running.
+    pub async fn snapshot(&self) -> Option<Snapshot> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Snapshot(reply)).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Every broadcast (graph changes, edge data, errors) as frame text.
+    pub fn events(&self) -> broadcast::Receiver<String> {
+        self.events.subscribe()
+    }
+}
+
+/// Moves `runtime` into its own task. The task ends, stopping the network, once every
+/// handle is dropped.
+pub fn spawn_runtime(
     mut runtime: FbpRuntime,
-    broadcast: broadcast::Sender<String>,
-    options: ServerOptions,
-    stop: impl std::future::Future<Output = ()>,
-) {
-    let (requests, mut inbox) = mpsc::channel::<Request_>(64);
-    // The owner task: one message at a time, in arrival order.
-    let owner_broadcast = broadcast.clone();
-    let owner = tokio::spawn(async move {
-        while let Some((msg, access, reply)) = inbox.recv().await {
-            let mut direct = Vec::new();
-            for r in runtime.handle(msg, access).await {
-                match r {
-                    To::Sender(o) => direct.push(o),
-                    To::All(o) => {
-                        let _ = owner_broadcast.send(o.to_text());
+    events: broadcast::Sender<String>,
+) -> (RuntimeHandle, JoinHandle<()>) {
+    let (commands, mut inbox) = mpsc::channel::<Command>(64);
+    let broadcast = events.clone();
+    let task = tokio::spawn(async move {
+        while let Some(cmd) = inbox.recv().await {
+            match cmd {
+                Command::Protocol(msg, access, reply) => {
+                    let mut direct = Vec::new();
+                    for r in runtime.handle(*msg, access).await {
+                        match r {
+                            To::Sender(o) => direct.push(o),
+                            To::All(o) => {
+                                let _ = broadcast.send(o.to_text());
+                            }
+                        }
                     }
+                    let _ = reply.send(direct);
+                }
+                Command::Snapshot(reply) => {
+                    let _ = reply.send(runtime.snapshot());
                 }
             }
-            let _ = reply.send(direct);
         }
         runtime.shutdown(Duration::from_secs(5)).await;
     });
+    (RuntimeHandle { commands, events }, task)
+}
+
+/// Serves the protocol on `listener` until `stop` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    handle: RuntimeHandle,
+    options: ServerOptions,
+    stop: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let requests = requests.clone();
-                    let events = broadcast.subscribe();
+                    let handle = handle.clone();
                     let options = options.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = client(stream, peer, requests, events, options).await {
+                        if let Err(e) = client(stream, peer, handle, options).await {
                             tracing::debug!("protocol client {peer}: {e}");
                         }
                     });
@@ -91,17 +141,15 @@ pub async fn serve(
             },
         }
     }
-    drop(requests);
-    let _ = owner.await;
 }
 
 async fn client(
     stream: TcpStream,
     peer: SocketAddr,
-    requests: mpsc::Sender<Request_>,
-    mut events: broadcast::Receiver<String>,
+    handle: RuntimeHandle,
     options: ServerOptions,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    let mut events = handle.events();
     let ws = tokio_tungstenite::accept_hdr_async(stream, negotiate).await?;
     tracing::debug!("protocol client {peer} connected");
     let (mut tx, mut rx) = ws.split();
@@ -127,11 +175,10 @@ async fn client(
                         if access != Access::None && granted != Access::Full {
                             granted = access;
                         }
-                        let (reply, answer) = oneshot::channel();
-                        if requests.send((msg, access, reply)).await.is_err() {
-                            break;
+                        match handle.request(msg, access).await {
+                            Some(replies) => replies,
+                            None => break,
                         }
-                        answer.await.unwrap_or_default()
                     }
                     Err(e) => {
                         let protocol = serde_json::from_str::<serde_json::Value>(&text)
