@@ -391,6 +391,12 @@ impl Participant {
         Vec::new()
     }
 
+    /// The publisher of the component's `error` outport, if it has one.
+    fn error_publisher(&self) -> Option<Publisher> {
+        let index = self.component.definition().outport_index("error")?;
+        self.outports.get(index).cloned().flatten()
+    }
+
     fn report_fault(&self, reason: &str) {
         if let Some(tx) = &self.faults {
             let _ = tx.send(FaultEvent {
@@ -523,7 +529,12 @@ impl Participant {
             Err(reason) => {
                 self.stats.failed += 1;
                 tracing::warn!("{reason}; message dead-lettered");
-                self.report_fault(&reason);
+                // MsgFlo's convention: a component with an `error` outport reports its
+                // failures there as data; otherwise they are process errors.
+                let errors = self.error_publisher();
+                if !publish_error(errors, port, &reason, &delivery.message).await {
+                    self.report_fault(&reason);
+                }
                 delivery.nack(&reason);
                 // Recreate now, so a timer-driven participant keeps running.
                 self.ensure_instance().await;
@@ -635,6 +646,28 @@ impl Participant {
                 }
                 Err(self.fault(port, (kind, detail)))
             }
+        }
+    }
+}
+
+/// Publishes `{"error": reason, "port": port}` on `errors` (a component's `error`
+/// outport), with the failed message's metadata; whether it did.
+async fn publish_error(
+    errors: Option<Publisher>,
+    port: &str,
+    reason: &str,
+    failed: &Message,
+) -> bool {
+    let Some(publisher) = errors else {
+        return false;
+    };
+    let mut msg = Message::json(&serde_json::json!({"error": reason, "port": port}));
+    msg.inherit_metadata(&failed.metadata);
+    match publisher.publish(msg).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("publishing on '{}': {e}", publisher.topic);
+            false
         }
     }
 }

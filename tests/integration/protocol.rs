@@ -24,26 +24,12 @@ fn fbp_protocol_conformance_suite_passes() {
     let Some(oracle) = npm_oracle(&oracle, "fbp-protocol", "0.9.8") else {
         return;
     };
-    let mut runtime = Command::new(env!("CARGO_BIN_EXE_wasmflo-test-cli"))
-        .args(["run", "--runtime", "127.0.0.1:0"])
-        .env(
-            "WASMFLO_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmflo-cache"),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("runtime starts");
-    let mut line = String::new();
-    BufReader::new(runtime.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    let port = line
-        .trim()
+    let (mut runtime, addr) = runtime_process();
+    let port = addr
         .rsplit(':')
         .next()
         .and_then(|p| p.parse::<u16>().ok())
-        .unwrap_or_else(|| panic!("`listening ws://HOST:PORT`, got {line:?}"));
+        .unwrap_or_else(|| panic!("a port in {addr}"));
 
     // fbp-test reads fbp-config.json from $PROJECT_HOME; the runtime is already up.
     let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fbp-test-{port}"));
@@ -61,6 +47,67 @@ fn fbp_protocol_conformance_suite_passes() {
     assert!(out.status.success(), "fbp-test failed:\n{report}");
     assert!(report.contains("22 passing"), "{report}");
     assert!(!report.contains("failing"), "{report}");
+}
+
+/// Starts `wasmflo run --runtime 127.0.0.1:0` and returns it with its WebSocket address.
+fn runtime_process() -> (std::process::Child, String) {
+    let mut runtime = Command::new(env!("CARGO_BIN_EXE_wasmflo-test-cli"))
+        .args(["run", "--runtime", "127.0.0.1:0"])
+        .env(
+            "WASMFLO_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmflo-cache"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runtime starts");
+    let mut line = String::new();
+    BufReader::new(runtime.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("`listening ws://HOST:PORT`, got {line:?}"))
+        .to_string();
+    (runtime, addr)
+}
+
+#[test]
+fn fbp_spec_suites_pass_for_every_example_component() {
+    let oracle = repo().join("target").join("fbp-spec-oracle");
+    let Some(oracle) = npm_oracle(&oracle, "fbp-spec", "0.8.0") else {
+        return;
+    };
+    let suites = repo().join("tests/fbp-spec");
+    let cases: usize = std::fs::read_dir(&suites)
+        .unwrap()
+        .flatten()
+        .map(|f| {
+            std::fs::read_to_string(f.path())
+                .unwrap()
+                .lines()
+                .filter(|l| l.trim_start().starts_with("name:") && l.starts_with("  "))
+                .count()
+        })
+        .sum();
+    let (mut runtime, addr) = runtime_process();
+    let out = Command::new(oracle.join("node_modules/.bin/fbp-spec"))
+        .arg("--address")
+        .arg(&addr)
+        .arg(&suites)
+        .output()
+        .expect("fbp-spec runs");
+    let _ = runtime.kill();
+    let _ = runtime.wait();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "fbp-spec failed:\n{report}");
+    assert!(!report.contains('✗'), "{report}");
+    assert_eq!(
+        report.matches('✓').count(),
+        cases,
+        "every case ran and passed:\n{report}"
+    );
 }
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;

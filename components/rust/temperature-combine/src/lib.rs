@@ -26,6 +26,10 @@ impl Participant for Combine {
             .inport(Port::new("inside", "number").description("Inside temperature in °C"))
             .inport(Port::new("outside", "number").description("Outside temperature in °C"))
             .outport(Port::new("out", "string").description("\"Inside: 22.2 C Outside: -5.5 C\""))
+            .outport(
+                Port::new("error", "object")
+                    .description("{\"error\": reason, \"port\": port} for each refused message"),
+            )
     }
 
     fn process(&mut self, ctx: &mut Context, port: &str, msg: Message) -> Result<(), Nack> {

@@ -59,6 +59,10 @@ impl Participant for Format {
                     .parameter(),
             )
             .outport(Port::new("out", "string").description("\"Temperature: 22.3 C\""))
+            .outport(
+                Port::new("error", "object")
+                    .description("{\"error\": reason, \"port\": port} for each refused message"),
+            )
     }
 
     fn process(&mut self, ctx: &mut Context, port: &str, msg: Message) -> Result<(), Nack> {
