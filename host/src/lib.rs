@@ -20,6 +20,8 @@
 pub mod cli;
 pub mod component;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod graph;
 pub mod library;
 pub mod live;

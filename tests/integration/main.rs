@@ -7,6 +7,7 @@ mod cache;
 mod cli;
 mod faults;
 mod fbp_oracle;
+mod fuzz;
 mod graphs;
 mod live;
 mod protocol;

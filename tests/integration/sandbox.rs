@@ -128,3 +128,16 @@ async fn a_grant_that_cannot_be_given_names_the_process() {
         .expect("refused");
     assert!(err.contains("bad value \"maybe\" for 'network'"), "{err}");
 }
+
+#[test]
+fn an_oversized_definition_is_refused_at_load() {
+    let err = loader()
+        .load(std::path::Path::new(wasmflo_tests::guests::BIG_DEFINITION))
+        .expect_err("1,000 ports are refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("BigDefinition.wasm"),
+        "names the file: {text}"
+    );
+    assert!(text.contains("1000 ports; at most 256"), "{text}");
+}

@@ -29,6 +29,10 @@ const PROVIDED: [&str; 2] = [
     "wasmflo:participant/types@0.1.0",
 ];
 const EXPORTS: [&str; 4] = ["definition", "start", "process", "on-timer"];
+/// Most ports a definition may declare.
+pub const MAX_PORTS: usize = 256;
+/// Most text (names, labels, descriptions, schemas) a definition may hold.
+pub const MAX_DEFINITION_BYTES: usize = 256 * 1024;
 
 /// Why a component file could not be loaded. Each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -374,6 +378,33 @@ fn probe_definition(path: &Path, pre: &Prepared, uses_wasi: bool) -> Result<Defi
         path: path.into(),
         detail,
     };
+    // Bounded so a hostile definition cannot make every host-side copy expensive.
+    let ports = definition.inports.len() + definition.outports.len();
+    if ports > MAX_PORTS {
+        return Err(bad(format!(
+            "{ports} ports; at most {MAX_PORTS} are allowed"
+        )));
+    }
+    let text: usize = [&definition.component, &definition.label, &definition.icon]
+        .iter()
+        .map(|s| s.len())
+        .sum::<usize>()
+        + definition
+            .inports
+            .iter()
+            .chain(&definition.outports)
+            .map(|p| {
+                p.id.len()
+                    + p.type_.len()
+                    + p.description.len()
+                    + p.schema.as_ref().map_or(0, String::len)
+            })
+            .sum::<usize>();
+    if text > MAX_DEFINITION_BYTES {
+        return Err(bad(format!(
+            "{text} bytes of text; at most {MAX_DEFINITION_BYTES} are allowed"
+        )));
+    }
     for (dir, ports) in [
         ("inport", &definition.inports),
         ("outport", &definition.outports),
