@@ -149,7 +149,6 @@ struct Node {
     info: ProcessInfo,
     phase: watch::Sender<Phase>,
     task: JoinHandle<Report>,
-    parameters: Arc<Parameters>,
 }
 
 /// Where the graph came from, for error messages (`graphs/x.fbp`).
@@ -315,7 +314,7 @@ impl Network {
             inports,
             outports,
             initial,
-            parameters: parameters.clone(),
+            parameters,
             transport: transport.clone(),
             updates: Some(updates),
             swap_events: Some(self.swap_events.clone()),
@@ -333,7 +332,6 @@ impl Network {
             info: p,
             phase,
             task,
-            parameters,
         });
         Ok(())
     }
@@ -376,10 +374,13 @@ impl Network {
                 at: String::new(),
                 process: name.to_string(),
             })?;
-        let prefix = format!("{name}.");
+        // `role.PORT`: the process is everything before the last dot (names may hold dots).
+        let of = |queue: &str| queue.rsplit_once('.').map(|(p, _)| p.to_string());
         let (gone, kept): (Vec<Binding>, Vec<Binding>) = std::mem::take(&mut self.bindings)
             .into_iter()
-            .partition(|b| b.src.starts_with(&prefix) || b.tgt.starts_with(&prefix));
+            .partition(|b| {
+                of(&b.src).as_deref() == Some(name) || of(&b.tgt).as_deref() == Some(name)
+            });
         self.bindings = kept;
         for b in &gone {
             self.transport.unbind(b).await?;
@@ -420,8 +421,8 @@ impl Network {
         Ok(())
     }
 
-    /// Sends `msg` to inport `port` of `process` as an IIP: a parameter port keeps it
-    /// as the value replayed into new instances.
+    /// Sends `msg` to inport `port` of `process` as an IIP (a parameter port keeps it
+    /// once the component accepts it).
     pub async fn send_initial(
         &self,
         process: &str,
@@ -429,57 +430,51 @@ impl Network {
         msg: Message,
     ) -> Result<(), NetworkError> {
         let node = self.node(process)?;
-        let def = &node.info.component.definition;
+        let def = self.definition(node);
         let inport = def
             .inport(port)
-            .ok_or_else(|| no_such_port("", &node.info, "inport", port))?;
-        if inport.parameter {
-            node.parameters.set(&inport.id, msg.clone());
-        }
+            .ok_or_else(|| missing_port("", process, &def, "inport", port))?;
         self.transport
             .send_to_queue(&queue_name(process, &inport.id), msg)
             .await?;
         Ok(())
     }
 
-    /// A private queue receiving a copy of every message published on outport `port`
-    /// of `process` (to watch an edge or an exported outport); `name` names the queue.
+    /// A private queue `name` receiving a copy of every message published on outport
+    /// `port` of `process` (to watch an edge or an exported outport). Returns the topic
+    /// tapped, for [`Network::untap`], and the subscription.
     pub async fn tap(
         &self,
         process: &str,
         port: &str,
         name: &str,
-    ) -> Result<crate::transport::Subscription, NetworkError> {
+    ) -> Result<(String, crate::transport::Subscription), NetworkError> {
         let node = self.node(process)?;
-        let def = &node.info.component.definition;
+        let def = self.definition(node);
         let index = def
             .outport_index(port)
-            .ok_or_else(|| no_such_port("", &node.info, "outport", port))?;
+            .ok_or_else(|| missing_port("", process, &def, "outport", port))?;
         let topic = queue_name(process, &def.outports[index].id);
         self.transport.declare_queue(name).await?;
         self.transport
             .bind(&Binding {
-                src: topic,
+                src: topic.clone(),
                 tgt: name.to_string(),
                 kind: BindingKind::PubSub,
             })
             .await?;
-        Ok(self.transport.subscribe(name).await?)
+        Ok((topic, self.transport.subscribe(name).await?))
     }
 
-    /// Removes a tap made by [`Network::tap`].
-    pub async fn untap(&self, process: &str, port: &str, name: &str) -> Result<(), NetworkError> {
-        let node = self.node(process)?;
-        let def = &node.info.component.definition;
-        if let Some(index) = def.outport_index(port) {
-            self.transport
-                .unbind(&Binding {
-                    src: queue_name(process, &def.outports[index].id),
-                    tgt: name.to_string(),
-                    kind: BindingKind::PubSub,
-                })
-                .await?;
-        }
+    /// Removes a tap made by [`Network::tap`] (the process may be gone already).
+    pub async fn untap(&self, topic: &str, name: &str) -> Result<(), NetworkError> {
+        self.transport
+            .unbind(&Binding {
+                src: topic.to_string(),
+                tgt: name.to_string(),
+                kind: BindingKind::PubSub,
+            })
+            .await?;
         Ok(())
     }
 
@@ -489,6 +484,14 @@ impl Network {
             .iter()
             .find(|n| n.info.name == name)
             .map(|n| &n.info)
+    }
+
+    /// The definition of the code process `name` runs now (after any live swap).
+    fn definition(&self, node: &Node) -> Arc<crate::runtime::Definition> {
+        self.swapper.running(&node.info.name).map_or_else(
+            || node.info.component.definition.clone(),
+            |c| c.definition.clone(),
+        )
     }
 
     fn node(&self, name: &str) -> Result<&Node, NetworkError> {
@@ -502,20 +505,16 @@ impl Network {
     }
 
     fn binding(&self, src: (&str, &str), tgt: (&str, &str)) -> Result<Binding, NetworkError> {
-        let from = &self.node(src.0)?.info;
+        let from = self.definition(self.node(src.0)?);
         let index = from
-            .component
-            .definition
             .outport_index(src.1)
-            .ok_or_else(|| no_such_port("", from, "outport", src.1))?;
-        let to = &self.node(tgt.0)?.info;
+            .ok_or_else(|| missing_port("", src.0, &from, "outport", src.1))?;
+        let to = self.definition(self.node(tgt.0)?);
         let inport = to
-            .component
-            .definition
             .inport(tgt.1)
-            .ok_or_else(|| no_such_port("", to, "inport", tgt.1))?;
+            .ok_or_else(|| missing_port("", tgt.0, &to, "inport", tgt.1))?;
         Ok(Binding {
-            src: queue_name(src.0, &from.component.definition.outports[index].id),
+            src: queue_name(src.0, &from.outports[index].id),
             tgt: queue_name(tgt.0, &inport.id),
             kind: BindingKind::PubSub,
         })
@@ -557,6 +556,13 @@ impl Network {
             tracing::warn!("shutdown grace of {grace:?} over with {left} messages undelivered");
         }
         self.set_phase(Phase::Stopped);
+        // Unwire, so a network started later on the same transport starts from its own
+        // graph only.
+        for b in std::mem::take(&mut self.bindings) {
+            if let Err(e) = self.transport.unbind(&b).await {
+                tracing::warn!("unbinding {} -> {}: {e}", b.src, b.tgt);
+            }
+        }
         let mut reports = Vec::new();
         for node in self.nodes.drain(..) {
             match node.task.await {
@@ -576,7 +582,16 @@ impl Network {
 }
 
 fn no_such_port(at: &str, p: &ProcessInfo, direction: &'static str, port: &str) -> NetworkError {
-    let def = &p.component.definition;
+    missing_port(at, &p.name, &p.component.definition, direction, port)
+}
+
+fn missing_port(
+    at: &str,
+    process: &str,
+    def: &crate::runtime::Definition,
+    direction: &'static str,
+    port: &str,
+) -> NetworkError {
     let ports = if direction == "inport" {
         &def.inports
     } else {
@@ -593,7 +608,7 @@ fn no_such_port(at: &str, p: &ProcessInfo, direction: &'static str, port: &str) 
     };
     NetworkError::NoSuchPort(Box::new(PortMismatch {
         at: at.to_string(),
-        process: p.name.clone(),
+        process: process.to_string(),
         component: def.component.clone(),
         direction,
         port: port.to_string(),

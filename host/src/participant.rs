@@ -56,6 +56,14 @@ impl Parameters {
         }
     }
 
+    /// Forgets parameter `port`.
+    pub fn remove(&self, port: &str) {
+        self.values
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(p, _)| p != port);
+    }
+
     /// Every parameter, in first-set order.
     pub fn snapshot(&self) -> Vec<(String, Message)> {
         self.values
@@ -101,6 +109,8 @@ pub struct FaultEvent {
     pub process: Arc<str>,
     /// The reason, naming process, port and kind of fault.
     pub reason: String,
+    /// Whether it was also published on the component's `error` outport.
+    pub on_error_port: bool,
 }
 
 /// How one offered version ended, reported on the network's swap events.
@@ -178,15 +188,15 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
         swap_events,
         faults,
         retired: HashSet::new(),
-        subscribed: inports.iter().map(|(port, _)| port.clone()).collect(),
+        subscribed: inports
+            .iter()
+            .map(|(port, _)| port.to_ascii_lowercase())
+            .collect(),
         instance: None,
         timers: HashMap::new(),
         stats: Stats::default(),
         created: 0,
     };
-    if let Some(u) = updates.as_mut() {
-        u.mark_unchanged();
-    }
     p.ensure_instance().await;
     for (port, msg) in initial {
         p.deliver_direct(&port, msg).await;
@@ -336,24 +346,36 @@ impl Participant {
             self.instance = None;
             return Some(e.to_string());
         }
-        self.replay_parameters().await;
+        if let Some(port) = self.replay_parameters().await {
+            // A parameter value that breaks every instance is dropped, not replayed
+            // forever; the next instance starts without it.
+            tracing::error!(
+                "process '{}': dropping parameter '{port}': its value faults the component",
+                self.process
+            );
+            self.parameters.remove(&port);
+            return Box::pin(self.ensure_instance()).await;
+        }
         None
     }
 
-    /// Delivers every parameter's last value to the current instance.
-    async fn replay_parameters(&mut self) {
+    /// Delivers every parameter's last value to the current instance; the port whose
+    /// value left the instance unusable, if one did.
+    async fn replay_parameters(&mut self) -> Option<String> {
         for (port, msg) in self.parameters.snapshot() {
             if self.component.definition().inport(&port).is_none() {
                 continue;
             }
-            let Some(instance) = self.instance.as_mut() else {
-                break;
-            };
+            let instance = self.instance.as_mut()?;
             let outcome = instance.process(&port, &msg);
             if let Err(e) = self.apply(&port, outcome).await {
                 tracing::warn!("restoring parameter: {e}");
+                if self.instance.is_none() {
+                    return Some(port);
+                }
             }
         }
+        None
     }
 
     /// Swaps in a new version of the code at this message boundary. Returns the
@@ -397,11 +419,12 @@ impl Participant {
         self.outports.get(index).cloned().flatten()
     }
 
-    fn report_fault(&self, reason: &str) {
+    fn report_fault(&self, reason: &str, on_error_port: bool) {
         if let Some(tx) = &self.faults {
             let _ = tx.send(FaultEvent {
                 process: self.process.clone(),
                 reason: reason.to_string(),
+                on_error_port,
             });
         }
     }
@@ -454,17 +477,43 @@ impl Participant {
                 }
             },
         };
+        // Parameters go into the new instance before it is committed: a version that
+        // faults on one is rejected like one that traps in `start`.
+        let mut replayed = Vec::new();
+        for (port, msg) in self.parameters.snapshot() {
+            if next.definition().inport(&port).is_none() {
+                continue;
+            }
+            let outcome = fresh.process(&port, &msg);
+            if let Err((kind, detail)) = &outcome.result
+                && kind.poisons_instance()
+            {
+                return Err(format!("fails on parameter '{port}' ({kind}): {detail}"));
+            }
+            replayed.push((port, outcome));
+        }
         let added = self
             .rewire(next.as_ref())
             .await
             .map_err(|e| format!("cannot declare its ports: {e}"))?;
         self.component = next;
         self.instance = Some(fresh);
-        self.timers.clear();
+        // Armed timers belong to the state: they carry over with it, unless the new
+        // version's `start` armed the same id itself.
+        let old_timers = std::mem::take(&mut self.timers);
         if let Err(e) = self.apply("start", started).await {
             tracing::warn!("{e}");
         }
-        self.replay_parameters().await;
+        if handover == Handover::Restored {
+            for (id, timer) in old_timers {
+                self.timers.entry(id).or_insert(timer);
+            }
+        }
+        for (port, outcome) in replayed {
+            if let Err(e) = self.apply(&port, outcome).await {
+                tracing::warn!("restoring parameter: {e}");
+            }
+        }
         Ok((handover, added))
     }
 
@@ -483,7 +532,8 @@ impl Participant {
         }
         let mut added = Vec::new();
         for port in &def.inports {
-            if self.subscribed.contains(&port.id) {
+            // Queue names upper-case the port: `in` and `IN` are one queue, one consumer.
+            if self.subscribed.contains(&port.id.to_ascii_lowercase()) {
                 continue;
             }
             let queue = queue_name(&self.process, &port.id);
@@ -491,7 +541,8 @@ impl Participant {
             added.push((port.id.clone(), self.transport.subscribe(&queue).await?));
         }
         self.outports = outports;
-        self.subscribed.extend(added.iter().map(|(p, _)| p.clone()));
+        self.subscribed
+            .extend(added.iter().map(|(p, _)| p.to_ascii_lowercase()));
         self.retired = self
             .subscribed
             .iter()
@@ -509,7 +560,7 @@ impl Participant {
     }
 
     async fn handle(&mut self, port: &str, delivery: Delivery) {
-        if !self.retired.is_empty() && self.retired.contains(port) {
+        if !self.retired.is_empty() && self.retired.contains(&port.to_ascii_lowercase()) {
             self.stats.failed += 1;
             let reason = format!(
                 "process '{}' (version {}) no longer has inport '{port}'",
@@ -517,7 +568,7 @@ impl Participant {
                 self.component.version()
             );
             tracing::warn!("{reason}; message dead-lettered");
-            self.report_fault(&reason);
+            self.report_fault(&reason, false);
             delivery.nack(&reason);
             return;
         }
@@ -532,9 +583,8 @@ impl Participant {
                 // MsgFlo's convention: a component with an `error` outport reports its
                 // failures there as data; otherwise they are process errors.
                 let errors = self.error_publisher();
-                if !publish_error(errors, port, &reason, &delivery.message).await {
-                    self.report_fault(&reason);
-                }
+                let published = publish_error(errors, port, &reason, &delivery.message).await;
+                self.report_fault(&reason, published);
                 delivery.nack(&reason);
                 // Recreate now, so a timer-driven participant keeps running.
                 self.ensure_instance().await;
@@ -549,14 +599,11 @@ impl Participant {
                 self.process
             ));
         }
-        if self
+        let parameter = self
             .component
             .definition()
             .inport(port)
-            .is_some_and(|p| p.parameter)
-        {
-            self.parameters.set(port, msg.clone());
-        }
+            .is_some_and(|p| p.parameter);
         let Some(instance) = self.instance.as_mut() else {
             return Err(format!(
                 "process '{}' has no running instance",
@@ -564,7 +611,13 @@ impl Participant {
             ));
         };
         let outcome = instance.process(port, msg);
-        self.apply(port, outcome).await.map_err(|f| f.to_string())
+        self.apply(port, outcome).await.map_err(|f| f.to_string())?;
+        // Kept only once accepted: a value that faults the guest must not be replayed
+        // into every new instance.
+        if parameter {
+            self.parameters.set(port, msg.clone());
+        }
+        Ok(())
     }
 
     async fn fire_timer(&mut self, id: u32) {

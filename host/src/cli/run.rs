@@ -191,8 +191,11 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("--ui {ui_addr}: cannot listen"))?;
                 println!("ui http://{}", ui.local_addr()?);
                 std::io::Write::flush(&mut std::io::stdout())?;
-                // The page watches; it never needs more than read access.
-                let secret = args.read_secret.clone().or_else(|| args.secret.clone());
+                // The page watches: it gets the read secret, never the write secret.
+                if args.secret.is_some() && args.read_secret.is_none() {
+                    anyhow::bail!("--ui with --secret needs --read-secret for the page to use");
+                }
+                let secret = args.read_secret.clone();
                 servers.push(tokio::spawn(serve_ui(
                     ui,
                     handle.clone(),

@@ -71,7 +71,10 @@ struct Entry {
     process: String,
     /// The component file, canonical when it could be resolved.
     path: PathBuf,
+    /// The version last offered (the watcher does not offer the same bytes twice).
     current: Mutex<Arc<LoadedComponent>>,
+    /// The version the participant runs: updated when it reports a swap done.
+    running: Mutex<Arc<LoadedComponent>>,
     offer: watch::Sender<Update>,
 }
 
@@ -111,6 +114,7 @@ impl Swapper {
         edges: Vec<EdgeEnd>,
         events: broadcast::Sender<SwapEvent>,
     ) -> Self {
+        let mut reports = events.subscribe();
         let swapper = Swapper {
             inner: Arc::new(Inner {
                 entries: Mutex::new(Vec::new()),
@@ -121,7 +125,49 @@ impl Swapper {
         for e in entries {
             swapper.add(e);
         }
+        // Follow the participants' reports, so `running` names the code that runs.
+        let weak = Arc::downgrade(&swapper.inner);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                loop {
+                    let event = match reports.recv().await {
+                        Ok(e) => e,
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    };
+                    let Some(inner) = weak.upgrade() else { break };
+                    if event.outcome.is_err() {
+                        continue;
+                    }
+                    for entry in lock(&inner.entries).iter() {
+                        if *entry.process == *event.process {
+                            let offered = lock(&entry.current).clone();
+                            if offered.short_hash() == event.version {
+                                *lock(&entry.running) = offered;
+                            }
+                        }
+                    }
+                }
+            });
+        }
         swapper
+    }
+
+    /// The component process `name` runs now.
+    pub fn running(&self, process: &str) -> Option<Arc<LoadedComponent>> {
+        self.entries()
+            .iter()
+            .find(|e| e.process == process)
+            .map(|e| lock(&e.running).clone())
+    }
+
+    /// The component the processes running file `path` run now (the first of them).
+    pub fn running_file(&self, path: &Path) -> Option<Arc<LoadedComponent>> {
+        let path = canonical(path);
+        self.entries()
+            .iter()
+            .find(|e| e.path == path)
+            .map(|e| lock(&e.running).clone())
     }
 
     /// Registers a process started after the network (files already watched only).
@@ -129,7 +175,8 @@ impl Swapper {
         lock(&self.inner.entries).push(Arc::new(Entry {
             process: e.process,
             path: canonical(&e.path),
-            current: Mutex::new(e.component),
+            current: Mutex::new(e.component.clone()),
+            running: Mutex::new(e.component),
             offer: e.offer,
         }));
     }

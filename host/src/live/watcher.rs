@@ -258,7 +258,7 @@ fn report(
     }
     let running = ctx
         .swapper
-        .current(path)
+        .running_file(path)
         .map(|c| c.short_hash().to_string())
         .unwrap_or_default();
     tracing::error!("new version rejected: {error}; keeping version {running}");

@@ -38,10 +38,10 @@ impl Access {
         if full.is_none() && read.is_none() {
             return Access::Full;
         }
+        // Once any secret is set, a client without one may only ask what the runtime is.
         match secret {
             Some(s) if Some(s) == full => Access::Full,
             Some(s) if Some(s) == read => Access::Read,
-            _ if full.is_none() => Access::Full,
             _ => Access::None,
         }
     }
@@ -58,5 +58,7 @@ mod tests {
         assert_eq!(Access::of(Some("r"), Some("s"), Some("r")), Access::Read);
         assert_eq!(Access::of(Some("x"), Some("s"), Some("r")), Access::None);
         assert_eq!(Access::of(None, Some("s"), None), Access::None);
+        assert_eq!(Access::of(None, None, Some("r")), Access::None);
+        assert_eq!(Access::of(Some("r"), None, Some("r")), Access::Read);
     }
 }

@@ -65,10 +65,46 @@ pub struct RuntimeInfo {
 /// One watched edge or exported outport: its tap queue and forwarding task.
 #[derive(Debug)]
 struct Tap {
+    /// The process it watches, to drop its taps when it goes.
     process: String,
-    port: String,
+    topic: String,
     queue: String,
+    stop: tokio::sync::oneshot::Sender<()>,
     task: JoinHandle<()>,
+}
+
+/// Largest packet shown whole in `network:data` / `runtime:packet`; larger ones are
+/// summarised so one big message cannot fill every client's buffer.
+const MAX_SHOWN: usize = 64 * 1024;
+
+/// Forwards a tap's deliveries as protocol messages until told to stop, then acks what
+/// is still queued so nothing stays pending.
+fn spawn_tap(
+    mut sub: crate::transport::Subscription,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    out: broadcast::Sender<String>,
+    make: impl Fn(Value) -> Outgoing + Send + 'static,
+) -> JoinHandle<()> {
+    use futures_util::FutureExt;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut stop => break,
+                next = sub.next() => match next {
+                    Some(d) => {
+                        let data = data_of(&d.message);
+                        d.ack();
+                        let _ = out.send(make(data).to_text());
+                    }
+                    None => return,
+                },
+            }
+        }
+        while let Some(Some(d)) = sub.next().now_or_never() {
+            d.ack();
+        }
+    })
 }
 
 /// The protocol runtime: a graph model, its network, the taps that watch it.
@@ -149,6 +185,9 @@ fn edge_id(src: &PortRef, tgt: &PortRef) -> String {
 
 /// A message's payload as protocol data: its JSON, else its text.
 fn data_of(msg: &Message) -> Value {
+    if msg.data.len() > MAX_SHOWN {
+        return Value::String(format!("<{} bytes>", msg.data.len()));
+    }
     serde_json::from_slice(&msg.data)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&msg.data).into_owned()))
 }
@@ -205,7 +244,7 @@ impl FbpRuntime {
                     .map(|p| {
                         let version = n
                             .swapper()
-                            .current(&p.path)
+                            .running(&p.name)
                             .map_or_else(|| p.component.short_hash().to_string(), |c| {
                                 c.short_hash().to_string()
                             });
@@ -236,6 +275,8 @@ impl FbpRuntime {
         self.fault_task = Some(tokio::spawn(async move {
             loop {
                 match faults.recv().await {
+                    // Reported as data on the component's `error` port already.
+                    Ok(f) if f.on_error_port => {}
                     Ok(f) => {
                         let msg = Outgoing::new(
                             "network",
@@ -631,7 +672,7 @@ impl FbpRuntime {
                 self.graph.connections = kept;
                 self.graph.inports.retain(|_, e| e.process != id);
                 self.graph.outports.retain(|_, e| e.process != id);
-                self.export_taps_retain(|t| t.process != id).await;
+                self.drop_taps_of(id).await;
                 self.graph.processes.shift_remove(id);
                 if let Some(n) = self.network.as_mut() {
                     n.remove_process(id).await.map_err(|e| e.to_string())?;
@@ -833,10 +874,8 @@ impl FbpRuntime {
                 let removed = if msg.command == "removeinport" {
                     self.graph.inports.shift_remove(public).is_some()
                 } else {
-                    let public = public.to_string();
-                    self.export_taps_retain(|t| t.queue != format!("fbp.export.{public}"))
-                        .await;
-                    self.graph.outports.shift_remove(&public).is_some()
+                    self.drop_export_tap(public).await;
+                    self.graph.outports.shift_remove(public).is_some()
                 };
                 if !removed {
                     return Err(format!("no exported port '{public}'"));
@@ -858,6 +897,10 @@ impl FbpRuntime {
                     return Err(format!("no exported port '{from}'"));
                 };
                 map.shift_insert(index, to.to_string(), export);
+                if msg.command == "renameoutport" {
+                    self.drop_export_tap(from).await;
+                    self.tap_export(to).await;
+                }
                 Ok(vec![Self::echo(msg), To::All(self.ports_message())])
             }
             "addgroup" | "removegroup" | "renamegroup" | "changegroup" => Ok(vec![Self::echo(msg)]),
@@ -909,7 +952,9 @@ impl FbpRuntime {
         };
         match msg.command.as_str() {
             "start" => {
-                if self.network.is_none() {
+                // IIPs go out once per start of the network, not on every request.
+                let starting = self.network.is_none();
+                if starting {
                     let mut without_iips = self.graph.clone();
                     without_iips
                         .connections
@@ -941,15 +986,18 @@ impl FbpRuntime {
                     )
                     .to_text(),
                 );
-                let iips: Vec<(PortRef, Value)> = self
-                    .graph
-                    .connections
-                    .iter()
-                    .filter_map(|c| match c {
-                        Connection::Iip(i) => Some((i.tgt.clone(), i.data.clone())),
-                        Connection::Edge(_) => None,
-                    })
-                    .collect();
+                let iips: Vec<(PortRef, Value)> = if starting {
+                    self.graph
+                        .connections
+                        .iter()
+                        .filter_map(|c| match c {
+                            Connection::Iip(i) => Some((i.tgt.clone(), i.data.clone())),
+                            Connection::Edge(_) => None,
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 for (tgt, data) in iips {
                     if let Err(e) = self.send_iip(&tgt, &data, &graph).await {
                         return err("network", e);
@@ -1054,24 +1102,45 @@ impl FbpRuntime {
         }
     }
 
+    /// Unbinds first (no new copies), then lets the task ack what is queued and end.
     async fn untap(&self, t: Tap) {
-        t.task.abort();
-        if let Some(n) = &self.network {
-            let _ = n.untap(&t.process, &t.port, &t.queue).await;
+        if let Some(n) = &self.network
+            && let Err(e) = n.untap(&t.topic, &t.queue).await
+        {
+            tracing::debug!("untap {}: {e}", t.queue);
+        }
+        let _ = t.stop.send(());
+        let _ = t.task.await;
+    }
+
+    async fn drop_taps_of(&mut self, process: &str) {
+        let edges: Vec<(PortRef, PortRef)> = self
+            .edge_taps
+            .iter()
+            .filter(|(_, t)| t.process == process)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in edges {
+            if let Some(t) = self.edge_taps.remove(&key) {
+                self.untap(t).await;
+            }
+        }
+        let exports: Vec<String> = self
+            .export_taps
+            .iter()
+            .filter(|(_, t)| t.process == process)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in exports {
+            if let Some(t) = self.export_taps.remove(&key) {
+                self.untap(t).await;
+            }
         }
     }
 
-    async fn export_taps_retain(&mut self, keep: impl Fn(&Tap) -> bool) {
-        let names: Vec<String> = self
-            .export_taps
-            .iter()
-            .filter(|(_, t)| !keep(t))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for name in names {
-            if let Some(t) = self.export_taps.remove(&name) {
-                self.untap(t).await;
-            }
+    async fn drop_export_tap(&mut self, public: &str) {
+        if let Some(t) = self.export_taps.remove(public) {
+            self.untap(t).await;
         }
     }
 
@@ -1081,84 +1150,87 @@ impl FbpRuntime {
         }
     }
 
+    fn next_tap_queue(&mut self, kind: &str) -> String {
+        self.taps_made += 1;
+        format!("fbp.{kind}.{}", self.taps_made)
+    }
+
     async fn tap_edge(&mut self, src: &PortRef, tgt: &PortRef) {
         if !self.is_watched(src, tgt) || self.edge_taps.contains_key(&(src.clone(), tgt.clone())) {
             return;
         }
+        if self.network.is_none() {
+            return;
+        }
+        let queue = self.next_tap_queue("tap");
         let Some(network) = &self.network else {
             return;
         };
-        self.taps_made += 1;
-        let queue = format!("fbp.tap.{}", self.taps_made);
-        let mut sub = match network.tap(&src.process, &src.port, &queue).await {
-            Ok(s) => s,
+        let (topic, sub) = match network.tap(&src.process, &src.port, &queue).await {
+            Ok(t) => t,
             Err(e) => {
                 tracing::warn!("cannot watch edge {}: {e}", edge_id(src, tgt));
                 return;
             }
         };
-        let out = self.broadcast.clone();
         let graph = self.graph_id.clone().unwrap_or_default();
         let (s, t) = (src.clone(), tgt.clone());
-        let task = tokio::spawn(async move {
-            while let Some(d) = sub.next().await {
-                let data = data_of(&d.message);
-                d.ack();
-                let msg = Outgoing::new(
-                    "network",
-                    "data",
-                    json!({"id": edge_id(&s, &t), "graph": graph, "src": ref_json(&s), "tgt": ref_json(&t), "data": data}),
-                );
-                let _ = out.send(msg.to_text());
-            }
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = spawn_tap(sub, stopped, self.broadcast.clone(), move |data| {
+            Outgoing::new(
+                "network",
+                "data",
+                json!({"id": edge_id(&s, &t), "graph": graph, "src": ref_json(&s), "tgt": ref_json(&t), "data": data}),
+            )
         });
         self.edge_taps.insert(
             (src.clone(), tgt.clone()),
             Tap {
                 process: src.process.clone(),
-                port: src.port.clone(),
+                topic,
                 queue,
+                stop,
                 task,
             },
         );
     }
 
     async fn tap_export(&mut self, public: &str) {
+        self.drop_export_tap(public).await;
         let Some(export) = self.graph.outports.get(public).cloned() else {
             return;
         };
+        if self.network.is_none() {
+            return;
+        }
+        let queue = self.next_tap_queue("export");
         let Some(network) = &self.network else {
             return;
         };
-        let queue = format!("fbp.export.{public}");
-        let mut sub = match network.tap(&export.process, &export.port, &queue).await {
-            Ok(s) => s,
+        let (topic, sub) = match network.tap(&export.process, &export.port, &queue).await {
+            Ok(t) => t,
             Err(e) => {
                 tracing::warn!("cannot watch exported outport '{public}': {e}");
                 return;
             }
         };
-        let out = self.broadcast.clone();
         let graph = self.graph_id.clone().unwrap_or_default();
         let port = public.to_string();
-        let task = tokio::spawn(async move {
-            while let Some(d) = sub.next().await {
-                let data = data_of(&d.message);
-                d.ack();
-                let msg = Outgoing::new(
-                    "runtime",
-                    "packet",
-                    json!({"port": port, "event": "data", "payload": data, "graph": graph}),
-                );
-                let _ = out.send(msg.to_text());
-            }
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = spawn_tap(sub, stopped, self.broadcast.clone(), move |data| {
+            Outgoing::new(
+                "runtime",
+                "packet",
+                json!({"port": port, "event": "data", "payload": data, "graph": graph}),
+            )
         });
         self.export_taps.insert(
             public.to_string(),
             Tap {
                 process: export.process,
-                port: export.port,
+                topic,
                 queue,
+                stop,
                 task,
             },
         );

@@ -254,12 +254,21 @@ impl Instance {
         let Some(index) = &self.snapshot else {
             return Ok(None);
         };
+        let index = *index;
+        self.reset_call_state();
         self.store.set_epoch_deadline(self.deadline_ticks);
         let func = self
             .raw
             .get_typed_func::<(), (Option<Vec<u8>>,)>(&mut self.store, index)
             .map_err(|e| (FaultKind::Internal, e.to_string()))?;
-        match func.call(&mut self.store, ()) {
+        let called = if self.uses_wasi {
+            blocking(|| func.call(&mut self.store, ()))
+        } else {
+            func.call(&mut self.store, ())
+        };
+        // Sends and timers belong to messages, not to a snapshot: dropped.
+        self.reset_call_state();
+        match called {
             Ok((state,)) => Ok(state),
             Err(e) => Err(classify(&self.store, &e)),
         }
@@ -270,16 +279,34 @@ impl Instance {
         let Some(index) = &self.restore else {
             return Ok(Restored::Unsupported);
         };
+        let index = *index;
+        self.reset_call_state();
         self.store.set_epoch_deadline(self.deadline_ticks);
         let func = self
             .raw
             .get_typed_func::<(&[u8],), (Result<(), String>,)>(&mut self.store, index)
             .map_err(|e| (FaultKind::Internal, e.to_string()))?;
-        match func.call(&mut self.store, (state,)) {
+        let called = if self.uses_wasi {
+            blocking(|| func.call(&mut self.store, (state,)))
+        } else {
+            func.call(&mut self.store, (state,))
+        };
+        self.reset_call_state();
+        match called {
             Ok((Ok(()),)) => Ok(Restored::Yes),
             Ok((Err(reason),)) => Ok(Restored::Refused(reason)),
             Err(e) => Err(classify(&self.store, &e)),
         }
+    }
+
+    fn reset_call_state(&mut self) {
+        let s = self.store.data_mut();
+        s.outputs.clear();
+        s.timers.clear();
+        s.input_metadata.clear();
+        s.sends = 0;
+        s.violation = None;
+        s.refused = 0;
     }
 
     /// Asks the guest for its definition.

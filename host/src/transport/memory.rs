@@ -62,7 +62,7 @@ impl MemoryTransport {
         Self::default()
     }
 
-    /// Every dead-lettered message so far.
+    /// The dead-lettered messages so far (the last [`MAX_DEAD_LETTERS`]).
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         lock(&self.shared.dead).clone()
     }
@@ -224,14 +224,24 @@ impl Settle for Queue {
         if let Some(q) = lock(&shared.queues).get(&dlq).cloned() {
             q.push(msg.clone());
         }
-        lock(&shared.dead).push(DeadLetter {
+        let mut dead = lock(&shared.dead);
+        // The most recent ones are kept; a long-running host must not grow without bound.
+        if dead.len() >= MAX_DEAD_LETTERS {
+            dead.remove(0);
+        }
+        dead.push(DeadLetter {
             queue: self.name.clone(),
             reason: reason.to_string(),
             message: msg,
         });
+        drop(dead);
         shared.settled();
     }
 }
+
+/// Dead letters [`MemoryTransport::dead_letters`] keeps; declared `dead-<queue>` queues
+/// hold every one.
+pub const MAX_DEAD_LETTERS: usize = 10_000;
 
 struct MemorySink {
     topic: Arc<Topic>,
