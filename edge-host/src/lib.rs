@@ -1,2 +1,71 @@
-//! wasmflo-edge: the no_std edge host. A placeholder until the edge-host issue lands.
+//! wasmflo-edge: runs wasmflo participant components on wasmi, without `std`.
+//!
+//! The very `.wasm` component file the server host (`wasmflo-host`, on wasmtime) runs
+//! loads here unchanged. No microcontroller WebAssembly runtime implements the component
+//! model, so this crate does that part itself: it unpacks the component binary, replays
+//! its linking instructions on wasmi core instances, and implements the
+//! `wasmflo:participant@0.1.0` world's canonical ABI by hand. Each call gets a fuel
+//! budget (the CPU deadline) and each instance a memory cap; traps, fuel exhaustion and
+//! malformed components are errors, never panics, and faults carry the server host's
+//! [`FaultKind`]s.
+//!
+//! ```no_run
+//! # fn demo(bytes: &[u8]) -> Result<(), wasmflo_edge::LoadError> {
+//! use wasmflo_edge::{Component, Engine, Limits, Message};
+//! let component = Component::new(&Engine::new(), bytes)?;
+//! let mut instance = component.instantiate(&Limits::default()).map_err(|f| {
+//!     wasmflo_edge::LoadError::Start { kind: f.kind, detail: f.detail }
+//! })?;
+//! let _ = instance.start();
+//! let outcome = instance.process("in", &Message::json_text("22.3333"));
+//! assert_eq!(outcome.outputs[0].1.data, b"\"Temperature: 22.3 C\"");
+//! # Ok(()) }
+//! ```
+//!
+//! Module map:
+//! - [`unpack`](crate::unpack) (private): the component binary into core modules and a
+//!   linking plan (index spaces, core instances, `canon lower`/`lift`), pure;
+//! - [`instance`]: [`Engine`], [`Component`] and [`Instance`] — executing the plan on wasmi,
+//!   lowering arguments, lifting results, post-return, fuel, fault classification;
+//! - `host` (private): the `host` interface (send, log, set-timer, cancel-timer) as wasmi
+//!   host functions, with the server host's send limits;
+//! - `abi` (private): canonical ABI layouts and checked lifting from guest memory;
+//! - [`limits`]: [`Limits`] and the memory limiter;
+//! - [`message`], [`definition`], [`fault`], [`error`]: the shared vocabulary.
+//!
+//! Features:
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `std` | yes | `std::error::Error` impls, wasmi's `std` mode, and the `wasmflo-edge` binary (a local runner) |
+//!
+//! Without default features the crate builds for `riscv32imac-unknown-none-elf`
+//! (ESP32-C6 class); it needs `alloc` and atomics (wasmi uses `Arc`), so `riscv32imc`
+//! (ESP32-C3) is out until wasmi supports it.
+//!
+//! Limits of the hand-written ABI: only the participant world's types; UTF-8 strings only;
+//! components with nested components, resources, async or WASI imports are rejected at load
+//! with [`LoadError::Unsupported`]. The component-level function types are not re-checked
+//! against the world (the server host does that); wasmi checks every core signature.
 #![no_std]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod abi;
+pub mod definition;
+pub mod error;
+pub mod fault;
+mod host;
+pub mod instance;
+pub mod limits;
+pub mod message;
+mod unpack;
+
+pub use definition::{Definition, PortDef};
+pub use error::{LoadError, WORLD};
+pub use fault::{Fault, FaultKind};
+pub use instance::{Component, Engine, Instance};
+pub use limits::Limits;
+pub use message::{CallOutcome, LogLevel, Message, TimerCommand};

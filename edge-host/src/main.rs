@@ -1,1 +1,2 @@
+//! `wasmflo-edge`: placeholder until the runner lands.
 fn main() {}
