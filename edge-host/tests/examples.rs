@@ -97,3 +97,119 @@ fn definitions_match_the_server_host() {
         assert_eq!(ports(&d.outports), server_ports(&s.outports), "{name}");
     }
 }
+
+fn meta(msg: wasmflo_edge::Message, pairs: &[(&str, &str)]) -> wasmflo_edge::Message {
+    wasmflo_edge::Message {
+        metadata: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..msg
+    }
+}
+
+#[test]
+fn repeat_carries_bytes_content_types_and_metadata() {
+    let binary = wasmflo_edge::Message {
+        content_type: "application/octet-stream".into(),
+        data: vec![0, 159, 146, 150, 255],
+        metadata: vec![("correlation-id".into(), "42".into())],
+    };
+    let big = "x".repeat(100_000);
+    let seen = same_on_both(
+        "core/Repeat",
+        &[
+            Call::Start,
+            process("in", "{\"a\":[1,2,3]}"),
+            Call::Process("in".into(), binary),
+            Call::Process(
+                "in".into(),
+                meta(
+                    wasmflo_edge::Message::json_text("1"),
+                    &[("reply-to", "me"), ("ü", "ß"), ("", "")],
+                ),
+            ),
+            process("in", ""),
+            process("in", format!("\"{big}\"")),
+            Call::Timer(7),
+        ],
+    );
+    assert_eq!(seen[2].outputs[0].2, [0, 159, 146, 150, 255]);
+    assert_eq!(seen[3].outputs[0].3.len(), 3);
+    assert_eq!(seen[5].outputs[0].2.len(), 100_002);
+}
+
+#[test]
+fn sensor_timers_and_parameters_match() {
+    let seen = same_on_both(
+        "temperature/Sensor",
+        &[
+            Call::Start,
+            Call::Timer(0),
+            Call::Timer(0),
+            Call::Timer(1),
+            process("interval", "250"),
+            process("interval", "\"1000\""),
+            process("interval", "0"),
+            process("interval", "-1"),
+            process("base", "-5"),
+            process("base", "\"warm\""),
+            process("trigger", "null"),
+            Call::Timer(0),
+        ],
+    );
+    assert_eq!(seen[0].timers, [(0, Some((1000, true)))]);
+    assert_eq!(seen[1].outputs[0].2, b"21.166666666666668");
+    assert_eq!(seen[6].timers, [(0, None)]);
+}
+
+#[test]
+fn output_display_and_combine_match() {
+    same_on_both(
+        "core/Output",
+        &[
+            process("in", "\"hello\""),
+            Call::Process(
+                "in".into(),
+                wasmflo_edge::Message {
+                    content_type: "image/png".into(),
+                    data: vec![137, 80, 78, 71],
+                    metadata: vec![],
+                },
+            ),
+        ],
+    );
+    same_on_both(
+        "temperature/Display",
+        &[process("in", "\"Temperature: 22.3 C\""), process("in", "3")],
+    );
+    same_on_both(
+        "temperature/Combine",
+        &[
+            process("inside", "22.25"),
+            process("outside", "-5.55"),
+            process("outside", "[]"),
+            process("elsewhere", "1"),
+            process("inside", "1e308"),
+        ],
+    );
+}
+
+#[test]
+fn output_logs_reach_the_edge_caller() {
+    let component = edge_component(&component("core/Output"));
+    let mut instance = component.instantiate(&Limits::default()).expect("instance");
+    let outcome = instance.process("in", &wasmflo_edge::Message::json_text("\"hi\""));
+    assert_eq!(
+        outcome.logs,
+        [(wasmflo_edge::LogLevel::Info, "\"hi\"".to_string())]
+    );
+    assert!(outcome.fuel > 0);
+}
+
+#[test]
+fn components_hold_the_modules_wit_component_makes() {
+    // The main module, the shim and the fixup module.
+    let component = edge_component(&component("temperature/Format"));
+    assert_eq!(component.module_count(), 3);
+}

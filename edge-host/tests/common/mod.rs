@@ -49,7 +49,7 @@ pub fn test_guest(name: &str) -> PathBuf {
         let out = target.join("edge-test-components");
         let opts = wasmflo_guest_build::BuildOptions::new(&root, &out)
             .target_dir(&target)
-            .search(root.join("tests/guests/hostile"));
+            .search(root.join("tests/guests"));
         wasmflo_guest_build::build_components(&opts).expect("build the test guests");
         out
     });
