@@ -2,6 +2,8 @@
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 #![allow(clippy::expect_used, clippy::panic, reason = "test harness")]
 
+pub mod device;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
