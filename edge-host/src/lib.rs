@@ -38,6 +38,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `std` | yes | `std::error::Error` impls, wasmi's `std` mode, and the `wasmflo-edge` binary (a local runner) |
+//! | `portable-dispatch` | no | wasmi's loop dispatch; needed on riscv32, where tail-call dispatch would grow the native stack with every guest instruction (the device image enables it) |
 //!
 //! Without default features the crate builds for `riscv32imac-unknown-none-elf`
 //! (ESP32-C6 class); it needs `alloc` and atomics (wasmi uses `Arc`), so `riscv32imc`
