@@ -30,6 +30,10 @@
 //! - `host` (private): the `host` interface (send, log, set-timer, cancel-timer) as wasmi
 //!   host functions, with the server host's send limits;
 //! - `abi` (private): canonical ABI layouts and checked lifting from guest memory;
+//! - [`participant`]: [`Participant`] — a component's live instance, recreated after a
+//!   poisoning fault, and swapped for a deployed component between calls;
+//! - [`ota`] (feature `ota`): signed deployments — manifest, ed25519 signature, sha256,
+//!   trusted keys, replay protection, size limit;
 //! - [`limits`]: [`Limits`] and the memory limiter;
 //! - [`message`], [`definition`], [`fault`], [`error`]: the shared vocabulary.
 //!
@@ -38,6 +42,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `std` | yes | `std::error::Error` impls, wasmi's `std` mode, and the `wasmflo-edge` binary (a local runner) |
+//! | `ota` | yes | [`ota`]: signed over-the-air deployment (ed25519-compact, sha2; both no_std) |
 //! | `portable-dispatch` | no | wasmi's loop dispatch; needed on riscv32, where tail-call dispatch would grow the native stack with every guest instruction (the device image enables it) |
 //!
 //! Without default features the crate builds for `riscv32imac-unknown-none-elf`
@@ -62,6 +67,9 @@ mod host;
 pub mod instance;
 pub mod limits;
 pub mod message;
+#[cfg(feature = "ota")]
+pub mod ota;
+pub mod participant;
 mod unpack;
 
 pub use definition::{Definition, PortDef};
@@ -70,3 +78,4 @@ pub use fault::{Fault, FaultKind};
 pub use instance::{Component, Engine, Instance};
 pub use limits::Limits;
 pub use message::{CallOutcome, LogLevel, Message, TimerCommand};
+pub use participant::Participant;
