@@ -1,6 +1,6 @@
 //! Puts `memory.x` on the linker path, links with riscv-rt's `link.x`, and copies the
-//! component to embed (`WASMFLO_EDGE_COMPONENT`, default: the server host build's
-//! `temperature/Format`) into `OUT_DIR`.
+//! component to embed (`WASMFLO_EDGE_COMPONENT`, default: the device build of
+//! `temperature/Format` that `edge-host/tests/qemu.rs` makes) into `OUT_DIR`.
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -15,12 +15,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-env-changed=WASMFLO_EDGE_COMPONENT");
     let component = match std::env::var_os("WASMFLO_EDGE_COMPONENT") {
         Some(path) => PathBuf::from(path),
-        None => manifest.join("../../target/components/temperature/Format.wasm"),
+        None => manifest.join("../../target/edge-device-components/temperature/Format.wasm"),
     };
     println!("cargo:rerun-if-changed={}", component.display());
     std::fs::copy(&component, out.join("component.wasm")).map_err(|e| {
         format!(
-            "{}: {e} (build the host first, or set WASMFLO_EDGE_COMPONENT)",
+            "{}: {e} (run `cargo test -p wasmflo-edge --test qemu` first, or set WASMFLO_EDGE_COMPONENT)",
             component.display()
         )
     })?;
