@@ -190,48 +190,85 @@ fn run_edge(bytes: &[u8], inputs: &[(&str, &str)]) {
     }
 }
 
-/// The device image in qemu: RAM high-water marks and flash, if the tools are here.
-fn device_figures() {
+/// The device image in qemu: RAM high-water marks and flash per example participant (only
+/// the formatter in quick mode), if the tools are here.
+fn device_figures(quick: bool) {
     if !device::available("device figures") {
         return;
     }
-    let component = device::device_component("temperature/Format");
-    let image = device::build_image(&component);
-    let output = device::boot(&image);
-    let (_, figures) = device::parse(&output);
-    let sections = device::sections(&image);
-    let stat = |name: &str| figures.get(name).copied().unwrap_or(0);
-    let statics = sections.get(".data").copied().unwrap_or(0);
-    let heap = stat("heap-peak");
-    let stack = stat("stack-peak");
-    let component_len = std::fs::metadata(&component).map(|m| m.len()).unwrap_or(0);
+    let names: &[&str] = if quick {
+        &["temperature/Format"]
+    } else {
+        &[
+            "temperature/Format",
+            "temperature/Sensor",
+            "temperature/Display",
+            "temperature/Combine",
+            "core/Repeat",
+            "core/Output",
+            "core/Drop",
+        ]
+    };
     println!(
-        "device image (riscv32imac, qemu virt, 512 KiB RAM), temperature/Format (8 KiB guest stack):"
-    );
-    println!("  heap after load       {}", kib(stat("loaded")));
-    println!("  heap after start      {}", kib(stat("started")));
-    println!("  guest linear memory   {}", kib(stat("memory")));
-    println!("  heap peak             {}", kib(heap));
-    println!("  stack peak            {}", kib(stack));
-    println!(
-        "  peak RAM (heap + stack + .data)  {}  (target 128 KiB: {:.1}x)",
-        kib(heap + stack + statics),
-        (heap + stack + statics) as f64 / (128.0 * 1024.0)
+        "device image (riscv32imac, qemu virt, 512 KiB RAM; components built with an 8 KiB guest stack):"
     );
     println!(
-        "  peak RAM, component in RAM (OTA) {}",
-        kib(heap + stack + statics + component_len)
+        "  {:<22} {:>10} {:>10} {:>10} {:>12} {:>12} {:>11} {:>11}",
+        "component", "file", "heap peak", "stack", "peak RAM", "RAM if OTA", "guest mem", "flash"
     );
-    let flash = device::flash_bytes(&sections);
-    println!(
-        "  flash (.text {} + .rodata {} incl. component {} + .eh_frame {})  {}  (target 1 MiB: {:.2}x)",
-        kib(sections.get(".text").copied().unwrap_or(0)),
-        kib(sections.get(".rodata").copied().unwrap_or(0)),
-        kib(component_len),
-        kib(sections.get(".eh_frame").copied().unwrap_or(0)),
-        kib(flash),
-        flash as f64 / (1024.0 * 1024.0)
-    );
+    let mut format_sections = None;
+    for name in names {
+        let component = device::device_component(name);
+        let image = device::build_image(&component);
+        let sections = device::sections(&image);
+        let file = std::fs::metadata(&component).map(|m| m.len()).unwrap_or(0);
+        let flash = device::flash_bytes(&sections);
+        let (ok, output) = device::try_boot(&image);
+        let (_, figures) = device::parse(&output);
+        if !ok {
+            let last = output.lines().last().unwrap_or("");
+            println!(
+                "  {name:<22} {:>10} does not run in 512 KiB: {last}",
+                kib(file)
+            );
+            continue;
+        }
+        let stat = |key: &str| figures.get(key).copied().unwrap_or(0);
+        let ram =
+            stat("heap-peak") + stat("stack-peak") + sections.get(".data").copied().unwrap_or(0);
+        println!(
+            "  {name:<22} {:>10} {:>10} {:>10} {:>12} {:>12} {:>11} {:>11}",
+            kib(file),
+            kib(stat("heap-peak")),
+            kib(stat("stack-peak")),
+            kib(ram),
+            kib(ram + file),
+            kib(stat("memory")),
+            kib(flash)
+        );
+        if *name == "temperature/Format" {
+            format_sections = Some((sections, figures, file, ram, flash));
+        }
+    }
+    if let Some((sections, figures, file, ram, flash)) = format_sections {
+        let stat = |key: &str| figures.get(key).copied().unwrap_or(0);
+        println!(
+            "  formatter: heap after load {}, after instantiate {}, after start {}",
+            kib(stat("loaded")),
+            kib(stat("instantiated")),
+            kib(stat("started"))
+        );
+        println!(
+            "  formatter: peak RAM {} (target 128 KiB: {:.1}x); flash {} = .text {} + .rodata {} (incl. the {} component) (target 1 MiB: {:.2}x)",
+            kib(ram),
+            ram as f64 / (128.0 * 1024.0),
+            kib(flash),
+            kib(sections.get(".text").copied().unwrap_or(0)),
+            kib(sections.get(".rodata").copied().unwrap_or(0)),
+            kib(file),
+            flash as f64 / (1024.0 * 1024.0)
+        );
+    }
 }
 
 fn main() {
@@ -240,5 +277,5 @@ fn main() {
     let messages = if quick { 2_000 } else { 50_000 };
     throughput(messages);
     peak_heap();
-    device_figures();
+    device_figures(quick);
 }
