@@ -58,6 +58,9 @@ impl State {
 
     /// Resets the per-call state before a call delivering a message with `metadata`.
     pub(crate) fn begin_call(&mut self, metadata: &[(String, String)]) {
+        self.outputs.clear();
+        self.timers.clear();
+        self.logs.clear();
         self.input_metadata.clear();
         self.input_metadata.extend_from_slice(metadata);
         self.sends = 0;

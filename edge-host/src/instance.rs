@@ -123,6 +123,7 @@ impl Component {
             .set_fuel(limits.fuel)
             .map_err(|e| InstantiateError::Link(e.to_string()))?;
         let mut linking = Linking {
+            fuel: limits.fuel,
             plan: &self.plan,
             modules: &self.modules,
             store: &mut store,
@@ -179,6 +180,7 @@ enum Linked {
 }
 
 struct Linking<'a> {
+    fuel: u64,
     plan: &'a Plan,
     modules: &'a [Module],
     store: &'a mut Store<State>,
@@ -212,7 +214,7 @@ impl Linking<'_> {
                     imports.push(self.export_of(*from, import.name())?);
                 }
                 let instance = wasmi::Instance::new(&mut *self.store, m, &imports)
-                    .map_err(|e| InstantiateError::Fault(classify(self.store, &e, 0)))?;
+                    .map_err(|e| InstantiateError::Fault(classify(self.store, &e, self.fuel)))?;
                 Linked::Real(instance)
             }
             CoreInstance::FromExports(items) => {
