@@ -1,5 +1,5 @@
 //! Loading a component on wasmi ([`Component`]) and calling a live instance of it
-//! ([`Instance`]): executing the [plan](crate::unpack), lowering arguments into guest
+//! ([`Instance`]): executing the linking plan of `unpack`, lowering arguments into guest
 //! memory, lifting results, post-return, fuel and fault classification.
 
 use alloc::format;

@@ -23,7 +23,7 @@
 //! ```
 //!
 //! Module map:
-//! - [`unpack`](crate::unpack) (private): the component binary into core modules and a
+//! - `unpack` (private): the component binary into core modules and a
 //!   linking plan (index spaces, core instances, `canon lower`/`lift`), pure;
 //! - [`instance`]: [`Engine`], [`Component`] and [`Instance`] — executing the plan on wasmi,
 //!   lowering arguments, lifting results, post-return, fuel, fault classification;
