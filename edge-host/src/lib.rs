@@ -9,14 +9,14 @@
 //! malformed components are errors, never panics, and faults carry the server host's
 //! [`FaultKind`]s.
 //!
-//! ```no_run
-//! # fn demo(bytes: &[u8]) -> Result<(), wasmflo_edge::LoadError> {
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use wasmflo_edge::{Component, Engine, Limits, Message};
-//! let component = Component::new(&Engine::new(), bytes)?;
-//! let mut instance = component.instantiate(&Limits::default()).map_err(|f| {
-//!     wasmflo_edge::LoadError::Start { kind: f.kind, detail: f.detail }
-//! })?;
-//! let _ = instance.start();
+//! # let dir = wasmflo_host::component::components_dir();
+//! let bytes = std::fs::read(dir.join("temperature/Format.wasm"))?;
+//! let component = Component::new(&Engine::new(), &bytes)?;
+//! let mut instance = component.instantiate(&Limits::default())?;
+//! instance.start().result?;
 //! let outcome = instance.process("in", &Message::json_text("22.3333"));
 //! assert_eq!(outcome.outputs[0].1.data, b"\"Temperature: 22.3 C\"");
 //! # Ok(()) }
