@@ -7,6 +7,10 @@
 // The counting allocator is the one place a global allocator needs `unsafe`.
 #![allow(unsafe_code)]
 #![allow(clippy::expect_used, clippy::panic, reason = "benchmark binary")]
+#![allow(
+    clippy::needless_update,
+    reason = "the server host's RuntimeConfig gains fields; defaults fill them"
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -94,6 +98,7 @@ fn throughput(messages: usize) {
         max_instances: 4,
         max_memory: 64 << 20,
         pooling: false,
+        ..Default::default()
     })
     .expect("runtime");
     let loader = wasmflo_host::component::Loader::new(runtime, None);

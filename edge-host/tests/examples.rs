@@ -1,4 +1,8 @@
 //! The example components on the edge host give the server host's outputs, call by call.
+#![allow(
+    clippy::needless_update,
+    reason = "the server host's RuntimeConfig gains fields; defaults fill them"
+)]
 
 mod common;
 
@@ -57,6 +61,7 @@ fn definitions_match_the_server_host() {
                 max_instances: 4,
                 max_memory: 64 << 20,
                 pooling: false,
+                ..Default::default()
             })
             .expect("runtime"),
             None,

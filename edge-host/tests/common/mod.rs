@@ -1,6 +1,10 @@
 //! Runs the same component on both hosts and reduces their outcomes to one comparable form.
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 #![allow(clippy::expect_used, clippy::panic, reason = "test harness")]
+#![allow(
+    clippy::needless_update,
+    reason = "the server host's RuntimeConfig gains fields; defaults fill them"
+)]
 
 pub mod device;
 
@@ -65,6 +69,7 @@ fn loader() -> &'static Loader {
             max_instances: 64,
             max_memory: 256 << 20,
             pooling: false,
+            ..Default::default()
         })
         .expect("runtime");
         Loader::new(runtime, None)
