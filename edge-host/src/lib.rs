@@ -53,6 +53,7 @@
 //! components with nested components, resources, async or WASI imports are rejected at load
 //! with [`LoadError::Unsupported`]. The component-level function types are not re-checked
 //! against the world (the server host does that); wasmi checks every core signature.
+//! Exports beyond the world's four are ignored.
 #![no_std]
 
 extern crate alloc;
