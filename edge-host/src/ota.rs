@@ -1,0 +1,275 @@
+//! Signed over-the-air deployment, the device side: checking a deployment before it may
+//! replace the running component (feature `ota`).
+//!
+//! A deployment is three byte strings: a manifest, its ed25519 signature and the component.
+//! The manifest is UTF-8 text, one `key value` per line, in this order:
+//!
+//! ```text
+//! wasmflo-deploy 1
+//! role ROLE
+//! sequence N
+//! size BYTES
+//! sha256 HEX
+//! ```
+//!
+//! A [`Deployer`] accepts a deployment only if a trusted key signed the manifest bytes,
+//! the role is its own, the sequence is above the last accepted one (no replays), the
+//! component is no larger than allowed and its size and sha256 match the manifest. The
+//! component is then loaded and started by [`Participant::deploy`](crate::Participant::deploy),
+//! which swaps it in between two calls, or keeps the old one if anything fails.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::LoadError;
+use crate::fault::Fault;
+
+/// The first line of every manifest.
+pub const MAGIC: &str = "wasmflo-deploy 1";
+
+/// What a deployment claims about its component, signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The role (process) the component is for.
+    pub role: String,
+    /// Strictly increasing per role; a deployment at or below the current one is a replay.
+    pub sequence: u64,
+    /// Component size in bytes.
+    pub size: u64,
+    /// sha256 of the component.
+    pub sha256: [u8; 32],
+}
+
+impl Manifest {
+    /// The manifest for `component`.
+    pub fn for_component(role: &str, sequence: u64, component: &[u8]) -> Self {
+        Manifest {
+            role: role.into(),
+            sequence,
+            size: component.len() as u64,
+            sha256: Sha256::digest(component).into(),
+        }
+    }
+
+    /// The canonical text, the bytes a deployer signs.
+    pub fn to_text(&self) -> String {
+        let mut hex = String::with_capacity(64);
+        for b in self.sha256 {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        format!(
+            "{MAGIC}\nrole {}\nsequence {}\nsize {}\nsha256 {hex}\n",
+            self.role, self.sequence, self.size
+        )
+    }
+
+    /// Parses the canonical text.
+    pub fn parse(bytes: &[u8]) -> Result<Self, OtaError> {
+        let bad = |what: &str| OtaError::BadManifest(what.to_string());
+        let text = core::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+        let mut lines = text.lines();
+        if lines.next() != Some(MAGIC) {
+            return Err(bad("missing `wasmflo-deploy 1` header"));
+        }
+        let mut field = |key: &str| -> Result<&str, OtaError> {
+            lines
+                .next()
+                .and_then(|l| l.strip_prefix(key))
+                .and_then(|l| l.strip_prefix(' '))
+                .ok_or_else(|| bad(&format!("expected `{key} ...`")))
+        };
+        let role = field("role")?.to_string();
+        let sequence = field("sequence")?
+            .parse()
+            .map_err(|_| bad("sequence is not a number"))?;
+        let size = field("size")?
+            .parse()
+            .map_err(|_| bad("size is not a number"))?;
+        let hex = field("sha256")?;
+        let mut sha256 = [0u8; 32];
+        if hex.len() != 64 {
+            return Err(bad("sha256 is not 64 hex digits"));
+        }
+        for (i, b) in sha256.iter_mut().enumerate() {
+            *b = hex
+                .get(2 * i..2 * i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| bad("sha256 is not hex"))?;
+        }
+        Ok(Manifest {
+            role,
+            sequence,
+            size,
+            sha256,
+        })
+    }
+}
+
+/// A deployment as received: manifest bytes, their signature, the component.
+#[derive(Debug, Clone, Copy)]
+pub struct Deployment<'a> {
+    /// The manifest's canonical text.
+    pub manifest: &'a [u8],
+    /// ed25519 signature of `manifest` (64 bytes).
+    pub signature: &'a [u8],
+    /// The component file.
+    pub component: &'a [u8],
+}
+
+/// Why a deployment was rejected. The running component is unaffected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtaError {
+    /// The participant accepts no deployments (no [`Deployer`] was given).
+    NotAccepted,
+    /// No trusted key signed the manifest (or the signature is malformed).
+    BadSignature,
+    /// The manifest is not in the canonical form.
+    BadManifest(String),
+    /// The deployment is for another role.
+    WrongRole {
+        /// This participant's role.
+        expected: String,
+        /// The manifest's.
+        got: String,
+    },
+    /// The sequence is not above the current one.
+    Replay {
+        /// The manifest's sequence.
+        sequence: u64,
+        /// The last accepted sequence.
+        current: u64,
+    },
+    /// The component is larger than this device accepts.
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The component's size or sha256 differs from the manifest's.
+    Mismatch,
+    /// The component does not load.
+    Load(LoadError),
+    /// The new component fails to instantiate or start.
+    Start(Fault),
+}
+
+impl fmt::Display for OtaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OtaError::NotAccepted => f.write_str("this participant accepts no deployments"),
+            OtaError::BadSignature => f.write_str("deployment not signed by a trusted key"),
+            OtaError::BadManifest(what) => write!(f, "bad deployment manifest: {what}"),
+            OtaError::WrongRole { expected, got } => {
+                write!(f, "deployment for role '{got}', this is '{expected}'")
+            }
+            OtaError::Replay { sequence, current } => write!(
+                f,
+                "deployment sequence {sequence} is not above the current {current} (replay)"
+            ),
+            OtaError::TooLarge { size, max } => {
+                write!(f, "component of {size} bytes exceeds the {max} allowed")
+            }
+            OtaError::Mismatch => f.write_str("component size or sha256 differs from the manifest"),
+            OtaError::Load(e) => write!(f, "deployed component rejected: {e}"),
+            OtaError::Start(e) => write!(f, "deployed component fails to start: {e}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for OtaError {}
+
+/// Decides which deployments a participant accepts: trusted keys, role, sequence, size.
+#[derive(Debug, Clone)]
+pub struct Deployer {
+    role: String,
+    trusted: Vec<[u8; 32]>,
+    sequence: u64,
+    max_size: u64,
+}
+
+impl Deployer {
+    /// A deployer for `role` trusting the ed25519 public keys `trusted`, having accepted
+    /// deployments up to `sequence`, taking components of at most `max_size` bytes.
+    pub fn new(role: &str, trusted: Vec<[u8; 32]>, sequence: u64, max_size: u64) -> Self {
+        Deployer {
+            role: role.into(),
+            trusted,
+            sequence,
+            max_size,
+        }
+    }
+
+    /// The last accepted sequence number.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Checks everything but loading the component; returns the manifest.
+    pub fn verify(&self, d: &Deployment<'_>) -> Result<Manifest, OtaError> {
+        let signature = ed25519_compact::Signature::from_slice(d.signature)
+            .map_err(|_| OtaError::BadSignature)?;
+        let signed = self.trusted.iter().any(|key| {
+            ed25519_compact::PublicKey::from_slice(key)
+                .is_ok_and(|pk| pk.verify(d.manifest, &signature).is_ok())
+        });
+        if !signed {
+            return Err(OtaError::BadSignature);
+        }
+        let manifest = Manifest::parse(d.manifest)?;
+        if manifest.role != self.role {
+            return Err(OtaError::WrongRole {
+                expected: self.role.clone(),
+                got: manifest.role,
+            });
+        }
+        if manifest.sequence <= self.sequence {
+            return Err(OtaError::Replay {
+                sequence: manifest.sequence,
+                current: self.sequence,
+            });
+        }
+        let size = d.component.len() as u64;
+        if size > self.max_size || manifest.size > self.max_size {
+            return Err(OtaError::TooLarge {
+                size: size.max(manifest.size),
+                max: self.max_size,
+            });
+        }
+        let digest: [u8; 32] = Sha256::digest(d.component).into();
+        if size != manifest.size || digest != manifest.sha256 {
+            return Err(OtaError::Mismatch);
+        }
+        Ok(manifest)
+    }
+
+    /// Records `manifest` as accepted: later deployments must have a higher sequence.
+    pub(crate) fn accept(&mut self, manifest: &Manifest) {
+        self.sequence = manifest.sequence;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_round_trip_and_reject_noise() {
+        let m = Manifest::for_component("fmt", 7, b"component");
+        assert_eq!(Manifest::parse(m.to_text().as_bytes()), Ok(m.clone()));
+        let text = m.to_text();
+        for bad in [
+            text.replace("wasmflo-deploy 1", "wasmflo-deploy 2"),
+            text.replace("sequence 7", "sequence x"),
+            text.replace("role fmt\n", ""),
+            text.replace("sha256 ", "sha256 zz"),
+        ] {
+            assert!(Manifest::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Signed deployments swap the running component between calls; bad ones are rejected and
+//! the old component keeps running.
+
+mod common;
+
+use ed25519_compact::{KeyPair, Seed};
+use wasmflo_edge::ota::{Deployer, Deployment, Manifest, OtaError};
+use wasmflo_edge::{Engine, Limits, Message, Participant};
+
+struct Signed {
+    manifest: Vec<u8>,
+    signature: Vec<u8>,
+    component: Vec<u8>,
+}
+
+impl Signed {
+    fn new(keys: &KeyPair, role: &str, sequence: u64, component: &[u8]) -> Self {
+        let manifest = Manifest::for_component(role, sequence, component)
+            .to_text()
+            .into_bytes();
+        let signature = keys.sk.sign(&manifest, None).to_vec();
+        Signed {
+            manifest,
+            signature,
+            component: component.to_vec(),
+        }
+    }
+
+    fn deployment(&self) -> Deployment<'_> {
+        Deployment {
+            manifest: &self.manifest,
+            signature: &self.signature,
+            component: &self.component,
+        }
+    }
+}
+
+fn keys(seed: u8) -> KeyPair {
+    KeyPair::from_seed(Seed::new([seed; 32]))
+}
+
+fn out(p: &mut Participant, payload: &str) -> Vec<u8> {
+    let outcome = p.process("in", &Message::json_text(payload));
+    outcome
+        .outputs
+        .first()
+        .map(|(_, m)| m.data.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn signed_deployments_swap_and_bad_ones_keep_the_old_component() {
+    let repeat = std::fs::read(common::component("core/Repeat")).expect("read");
+    let format = std::fs::read(common::component("temperature/Format")).expect("read");
+    let trusted = keys(1);
+    let (mut p, _) = Participant::new(&Engine::new(), &repeat, Limits::default()).expect("load");
+    let bad = Signed::new(&trusted, "fmt", 1, &format);
+    assert_eq!(
+        p.deploy(&bad.deployment()).err(),
+        Some(OtaError::NotAccepted)
+    );
+    p.accept_deployments(Deployer::new("fmt", vec![*trusted.pk], 0, 256 * 1024));
+    assert_eq!(out(&mut p, "22.3333"), b"22.3333");
+
+    // Signed by an unknown key, for another role, tampered, too large, not a component.
+    let stranger = Signed::new(&keys(2), "fmt", 1, &format);
+    assert_eq!(
+        p.deploy(&stranger.deployment()).err(),
+        Some(OtaError::BadSignature)
+    );
+    let other_role = Signed::new(&trusted, "display", 1, &format);
+    assert!(matches!(
+        p.deploy(&other_role.deployment()),
+        Err(OtaError::WrongRole { .. })
+    ));
+    let mut tampered = Signed::new(&trusted, "fmt", 1, &format);
+    tampered.component[1000] ^= 1;
+    assert_eq!(
+        p.deploy(&tampered.deployment()).err(),
+        Some(OtaError::Mismatch)
+    );
+    let mut forged = Signed::new(&trusted, "fmt", 1, &format);
+    forged.manifest = Manifest::for_component("fmt", 9, &format)
+        .to_text()
+        .into_bytes();
+    assert_eq!(
+        p.deploy(&forged.deployment()).err(),
+        Some(OtaError::BadSignature)
+    );
+    let huge = Signed::new(&trusted, "fmt", 1, &vec![0u8; 300 * 1024]);
+    assert!(matches!(
+        p.deploy(&huge.deployment()),
+        Err(OtaError::TooLarge { .. })
+    ));
+    let junk = Signed::new(&trusted, "fmt", 1, b"\0asm\x01\0\0\0");
+    assert!(matches!(
+        p.deploy(&junk.deployment()),
+        Err(OtaError::Load(_))
+    ));
+    assert_eq!(
+        out(&mut p, "22.3333"),
+        b"22.3333",
+        "the old component keeps running"
+    );
+    assert_eq!(p.sequence(), Some(0));
+
+    // A good one swaps in at the next call; replaying it (or an older one) is refused.
+    let good = Signed::new(&trusted, "fmt", 1, &format);
+    p.deploy(&good.deployment()).expect("deploy");
+    assert_eq!(out(&mut p, "22.3333"), b"\"Temperature: 22.3 C\"");
+    assert_eq!(p.component().definition().component, "temperature/Format");
+    assert_eq!(p.sequence(), Some(1));
+    assert!(matches!(
+        p.deploy(&good.deployment()),
+        Err(OtaError::Replay {
+            sequence: 1,
+            current: 1
+        })
+    ));
+    let back = Signed::new(&trusted, "fmt", 2, &repeat);
+    p.deploy(&back.deployment()).expect("deploy");
+    assert_eq!(out(&mut p, "1"), b"1");
+}
