@@ -11,13 +11,15 @@
 //! - [`component`]: loading, checking, compiling (cached) and resolving components;
 //! - [`runtime`]: the wasmtime engine, the one `bindgen!`, the host interface, instances;
 //! - [`participant`]: one participant's loop (receive, call, publish, ack; faults);
-//! - [`transport`]: the `Transport` trait and its in-process backend;
+//! - [`transport`]: the `Transport` trait, its in-process, MQTT and AMQP backends;
+//! - [`discovery`]: MsgFlo discovery messages and the task re-sending them;
 //! - [`network`]: a running graph built from the above;
 //! - [`message`], [`fault`]: the shared vocabulary;
 //! - [`cli`]: the `wasmflo` command (the only place `anyhow` is used).
 
 pub mod cli;
 pub mod component;
+pub mod discovery;
 pub mod fault;
 pub mod graph;
 pub mod library;

@@ -1,8 +1,12 @@
 //! The `wasmflo` command line: one file per subcommand. `anyhow` lives here only.
 
+mod broker;
+mod dump;
 mod graph;
 mod inspect;
+mod participant;
 mod run;
+mod send;
 mod validate;
 
 use std::path::PathBuf;
@@ -33,6 +37,12 @@ enum Command {
     Graph(graph::GraphArgs),
     /// Check a graph's syntax and consistency; loads no component.
     Validate(validate::ValidateArgs),
+    /// Run WASM participants on a broker: ROLE=COMPONENT [ROLE=COMPONENT...].
+    Participant(participant::ParticipantArgs),
+    /// Send one JSON message to a queue on a broker.
+    Send(send::SendArgs),
+    /// Print the messages of a queue on a broker, one JSON per line.
+    Dump(dump::DumpArgs),
 }
 
 /// Engine settings shared by every subcommand.
@@ -85,6 +95,9 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::inspect(&cli.engine, args),
         Command::Graph(args) => graph::graph(args),
         Command::Validate(args) => validate::validate(args),
+        Command::Participant(args) => participant::participant(&cli.engine, args),
+        Command::Send(args) => send::send(args),
+        Command::Dump(args) => dump::dump(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

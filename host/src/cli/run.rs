@@ -1,18 +1,18 @@
 //! `wasmflo run GRAPH`: run a graph in-process until Ctrl-C (or `--for`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use super::EngineArgs;
+use super::broker::{BrokerArgs, client_id, spawn_discovery};
 use crate::component::Resolver;
+use crate::discovery::Participant;
 use crate::graph::{self, Format, Graph, ParseOptions};
 use crate::library::Library;
 use crate::network::{Network, Source};
 use crate::runtime::parse_duration;
-use crate::transport::MemoryTransport;
 
 /// Arguments of `wasmflo run`.
 #[derive(Debug, clap::Args)]
@@ -29,9 +29,11 @@ pub struct RunArgs {
     /// How long shutdown waits for queued messages to drain.
     #[arg(long, default_value = "5s", value_parser = duration)]
     grace: Duration,
+    #[command(flatten)]
+    broker: BrokerArgs,
 }
 
-fn duration(text: &str) -> Result<Duration, String> {
+pub(super) fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text).ok_or_else(|| format!("'{text}' is not a duration such as 5s"))
 }
 
@@ -72,8 +74,22 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let transport = Arc::new(MemoryTransport::new());
-        let network = Network::start(&graph, &source, &loader, &resolver, transport).await?;
+        let stem = args.graph.file_stem().unwrap_or_default().to_string_lossy();
+        let transport = args
+            .broker
+            .or_memory(&client_id(&format!("run-{stem}")))
+            .await?;
+        let network =
+            Network::start(&graph, &source, &loader, &resolver, transport.clone()).await?;
+        // On a broker every process is a MsgFlo participant and announces itself.
+        let _discovery = (transport.kind() != "memory").then(|| {
+            let roles = network
+                .processes()
+                .iter()
+                .map(|p| Participant::new(&p.name, &p.component.definition))
+                .collect();
+            spawn_discovery(&transport, roles, |_| {})
+        });
         tracing::info!(
             "running {} ({} processes); Ctrl-C stops",
             source.file,
