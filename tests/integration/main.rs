@@ -9,5 +9,6 @@ mod cli;
 mod faults;
 mod fbp_oracle;
 mod graphs;
+mod msgflo_interop;
 mod sandbox;
 mod support;

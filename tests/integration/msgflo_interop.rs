@@ -1,0 +1,138 @@
+//! Interop with the real MsgFlo Node.js participant (npm `msgflo-nodejs` 0.11.1, the one
+//! `msgflo` 0.12.3 installs): one graph of WASM and Node.js participants on each broker,
+//! `wasm OUT -> IN node OUT -> IN wasm`, 1,000 messages through, so 1,000 cross from
+//! wasmflo to MsgFlo and 1,000 back.
+//!
+//! The npm packages live in `$WASMFLO_MSGFLO_ORACLE`, else `<repo>/target/msgflo-oracle`,
+//! installed there with npm when missing (`.ci/run` installs them in its `oracles`
+//! stage). Without node/npm the tests fail under `CI=true` and skip elsewhere.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+use wasmflo_host::message::Message;
+use wasmflo_host::transport::{Binding, BindingKind};
+
+use crate::brokers::{AMQP, MQTT, Running, broker, client, consume, next, participant, role};
+use crate::support::repo;
+
+const MESSAGES: u64 = 1000;
+const PACKAGES: [&str; 4] = [
+    "msgflo@0.12.3",
+    "msgflo-nodejs@0.11.1",
+    "mqtt@2",
+    "amqplib@0.5",
+];
+
+fn oracle_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("WASMFLO_MSGFLO_ORACLE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target").join("msgflo-oracle"));
+    let unavailable = |why: String| {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("the MsgFlo oracle is required in CI: {why}");
+        }
+        eprintln!("notice: skipping MsgFlo interop: {why}");
+        None
+    };
+    let installed = ["msgflo-nodejs", "amqplib", "mqtt"].iter().all(|p| {
+        dir.join("node_modules")
+            .join(p)
+            .join("package.json")
+            .exists()
+    });
+    if !installed {
+        std::fs::create_dir_all(&dir).expect("oracle dir");
+        let status = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(&dir)
+            .args(PACKAGES)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            other => return unavailable(format!("npm install {PACKAGES:?} failed: {other:?}")),
+        }
+    }
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node_ok {
+        return unavailable("`node` is not available".into());
+    }
+    Some(dir)
+}
+
+/// MsgFlo's own example Repeat participant, run by `msgflo-nodejs` as `role`.
+fn node_repeat(dir: &std::path::Path, url: &str, role: &str) -> Running {
+    let modules = dir.join("node_modules");
+    let mut cmd = Command::new(modules.join(".bin").join("msgflo-nodejs"));
+    cmd.args(["--name", role, "--broker", url])
+        .arg(modules.join("msgflo-nodejs/examples/Repeat.coffee"))
+        .env("MSGFLO_DISCOVERY_PERIOD", "1");
+    Running::spawn(cmd)
+}
+
+async fn wasm_node_wasm(url: &str) {
+    let Some(dir) = oracle_dir() else { return };
+    let (first, node, last) = (role("wfirst"), role("node"), role("wlast"));
+    let t = client(url).await;
+    let mut out = consume(&t, &format!("{last}.OUT")).await;
+
+    let mut n = node_repeat(&dir, url, &node);
+    n.stdout_line(&format!("{node} connected to {url}")).await;
+    let mut w = participant(
+        url,
+        &[
+            format!("{first}=core/Repeat"),
+            format!("{last}=core/Repeat"),
+        ],
+    );
+    w.stdout_line(&format!("ready {first}")).await;
+    w.stdout_line(&format!("ready {last}")).await;
+
+    // The graph's edges, bound as a coordinator binds them (on MQTT this test process
+    // forwards, as MsgFlo's coordinator does).
+    for (src, tgt) in [
+        (format!("{first}.OUT"), format!("{node}.IN")),
+        (format!("{node}.OUT"), format!("{last}.IN")),
+    ] {
+        t.bind(&Binding {
+            src,
+            tgt,
+            kind: BindingKind::PubSub,
+        })
+        .await
+        .expect("bind");
+    }
+    for i in 0..MESSAGES {
+        t.send_to_queue(
+            &format!("{first}.IN"),
+            Message::json_text(format!(r#"{{"n":{i}}}"#)),
+        )
+        .await
+        .expect("send");
+    }
+    let mut seen = BTreeSet::new();
+    while seen.len() < MESSAGES as usize {
+        let v: serde_json::Value =
+            serde_json::from_slice(&next(&mut out).await.data).expect("JSON");
+        seen.insert(v["n"].as_u64().expect("n"));
+    }
+    assert_eq!(seen, (0..MESSAGES).collect::<BTreeSet<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amqp_wasm_and_msgflo_nodejs_in_one_graph() {
+    if let Some(url) = broker(AMQP) {
+        wasm_node_wasm(url).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_wasm_and_msgflo_nodejs_in_one_graph() {
+    if let Some(url) = broker(MQTT) {
+        wasm_node_wasm(url).await;
+    }
+}
