@@ -136,3 +136,121 @@ async fn mqtt_wasm_and_msgflo_nodejs_in_one_graph() {
         wasm_node_wasm(url).await;
     }
 }
+
+// --- msgflo-python (PyPI msgflo 0.4.1; MQTT only: its AMQP library is Python 2 only) ---
+
+const PYTHON_MESSAGES: u64 = 50;
+
+/// A Python Repeat, as msgflo-python's own example writes it.
+const PY_REPEAT: &str = r#"
+import msgflo
+
+class Repeat(msgflo.Participant):
+    def __init__(self, role):
+        d = {'component': 'PythonRepeat', 'label': 'Repeat input data without change'}
+        msgflo.Participant.__init__(self, d, role)
+
+    def process(self, inport, msg):
+        self.send('out', msg.data)
+        self.ack(msg)
+"#;
+
+/// A venv with PyPI `msgflo` in `$WASMFLO_MSGFLO_PYTHON`, else `<repo>/target/msgflo-python`.
+fn python_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("WASMFLO_MSGFLO_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target").join("msgflo-python"));
+    let unavailable = |why: String| {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("msgflo-python is required in CI: {why}");
+        }
+        eprintln!("notice: skipping msgflo-python interop: {why}");
+        None
+    };
+    if !dir.join("bin").join("msgflo-python").exists() {
+        let venv = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&dir)
+            .status();
+        if !venv.is_ok_and(|s| s.success()) {
+            return unavailable("cannot create a Python venv".into());
+        }
+        let pip = Command::new(dir.join("bin").join("pip"))
+            .args(["install", "-q", "msgflo==0.4.1"])
+            .status();
+        if !pip.is_ok_and(|s| s.success()) {
+            return unavailable("pip install msgflo==0.4.1 failed".into());
+        }
+    }
+    Some(dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_wasm_and_msgflo_python_in_one_graph() {
+    let Some(url) = broker(MQTT) else { return };
+    let Some(venv) = python_dir() else { return };
+    let (first, py, last) = (role("wfirst"), role("py"), role("wlast"));
+    let t = client(url).await;
+    let mut fbp = consume(&t, "fbp").await;
+    let mut out = consume(&t, &format!("{last}.OUT")).await;
+
+    let module = std::env::temp_dir().join(format!("{py}_repeat.py"));
+    std::fs::write(&module, PY_REPEAT).expect("write module");
+    let mut cmd = Command::new(venv.join("bin").join("msgflo-python"));
+    cmd.arg(&module).arg(&py).env("MSGFLO_BROKER", url);
+    let _python = Running::spawn(cmd);
+    // Its discovery is the truth for its queues (msgflo-python names them `role/port`).
+    let discovered = loop {
+        let msg = next(&mut fbp).await;
+        if let Ok(p) = wasmflo_host::discovery::Participant::parse(&msg.data)
+            && p.role == py
+        {
+            break p;
+        }
+    };
+    assert_eq!(
+        discovered.inport_queue("in"),
+        Some(format!("{py}/in").as_str())
+    );
+
+    let mut w = participant(
+        url,
+        &[
+            format!("{first}=core/Repeat"),
+            format!("{last}=core/Repeat"),
+        ],
+    );
+    w.stdout_line(&format!("ready {first}")).await;
+    w.stdout_line(&format!("ready {last}")).await;
+    for (src, tgt) in [
+        (
+            format!("{first}.OUT"),
+            discovered.inport_queue("in").expect("in").to_string(),
+        ),
+        (
+            discovered.outport_queue("out").expect("out").to_string(),
+            format!("{last}.IN"),
+        ),
+    ] {
+        t.bind(&Binding {
+            src,
+            tgt,
+            kind: BindingKind::PubSub,
+        })
+        .await
+        .expect("bind");
+    }
+    for i in 0..PYTHON_MESSAGES {
+        t.send_to_queue(&format!("{first}.IN"), Message::json_text(i.to_string()))
+            .await
+            .expect("send");
+    }
+    let mut seen = BTreeSet::new();
+    while seen.len() < PYTHON_MESSAGES as usize {
+        let n: u64 = serde_json::from_slice(&next(&mut out).await.data).expect("number");
+        seen.insert(n);
+    }
+    assert_eq!(seen, (0..PYTHON_MESSAGES).collect::<BTreeSet<_>>());
+    let _ = std::fs::remove_file(module);
+}

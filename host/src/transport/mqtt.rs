@@ -146,7 +146,12 @@ impl MqttTransport {
         if let Some(user) = &url.user {
             options.set_credentials(user.clone(), url.password.clone().unwrap_or_default());
         }
-        let (client, eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
+        let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
+        // A participant waits for each PUBACK before acking its input: Nagle would add
+        // a delayed-ack round to every message.
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
         let shared = Arc::new(Shared::default());
         let conn = Arc::new(Conn {
             url: url.redacted(),
