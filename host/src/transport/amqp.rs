@@ -8,9 +8,11 @@
 //! - Outport topic `t`: a durable fanout exchange `t`. A pubsub binding binds queue
 //!   `tgt` to exchange `src`; a roundrobin binding goes through direct exchange
 //!   `out-<src>`, as `msgflo-setup` makes it.
-//! - At least once: publishes use publisher confirms and resolve on the broker's ack;
-//!   consumers take `prefetch` deliveries at a time (URL `?prefetch=`, default 64) and
-//!   ack only when settled.
+//! - At least once: publishes use publisher confirms; consumers take `prefetch`
+//!   deliveries at a time (URL `?prefetch=`, default 64). A participant's outputs resolve
+//!   once handed to the channel, and its ack is sent only when every publish issued
+//!   before it is confirmed (see `confirms.rs`); if one failed, the input is requeued.
+//!   `send_to_queue`, discovery and dead letters wait for their own confirm.
 //! - Nack: the message is published to exchange `dead-<q>` with headers
 //!   `x-wasmflo-reason` and `x-wasmflo-queue`, the confirm awaited, then the delivery
 //!   acked; if that publish fails it is rejected, and the broker dead-letters it through
@@ -37,6 +39,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::mpsc;
 
+use super::confirms::{AckGate, Confirms};
 use super::url::BrokerUrl;
 use super::{
     Binding, BindingKind, DEAD_LETTER_REASON, Delivery, DeliveryStream, PublishSink, Publisher,
@@ -70,6 +73,9 @@ impl std::fmt::Debug for AmqpTransport {
 /// The channel everything is published on, in confirm mode.
 struct Publishing {
     channel: Channel,
+    confirms: Confirms,
+    /// Confirms of deferred publishes, awaited in order by a tracker task.
+    tracker: mpsc::UnboundedSender<(u64, lapin::PublisherConfirm)>,
 }
 
 fn broker(name: &str, e: impl std::fmt::Display) -> TransportError {
@@ -129,10 +135,17 @@ impl AmqpTransport {
             .await
             .map_err(connect_error)?;
         tracing::debug!(url = %redacted, "connected to AMQP broker");
+        let (tracker, confirms) = mpsc::unbounded_channel();
+        let publishing = Arc::new(Publishing {
+            channel,
+            confirms: Confirms::new(),
+            tracker,
+        });
+        tokio::spawn(track(confirms, Arc::downgrade(&publishing)));
         Ok(AmqpTransport {
             url: redacted,
             conn,
-            publishing: Arc::new(Publishing { channel }),
+            publishing,
             prefetch: url.prefetch,
             fbp_declared: AtomicBool::new(false),
         })
@@ -260,7 +273,48 @@ fn message(data: Vec<u8>, props: &BasicProperties) -> Message {
     msg
 }
 
+/// Settles deferred publishes as their confirms arrive.
+async fn track(
+    mut rx: mpsc::UnboundedReceiver<(u64, lapin::PublisherConfirm)>,
+    publishing: std::sync::Weak<Publishing>,
+) {
+    while let Some((seq, confirm)) = rx.recv().await {
+        let ok = matches!(confirm.await, Ok(c) if c.is_ack());
+        let Some(p) = publishing.upgrade() else {
+            return;
+        };
+        p.confirms.end(seq, ok);
+    }
+}
+
 impl Publishing {
+    /// Publishes without waiting for the confirm: [`Publishing::confirms`] tracks it.
+    async fn publish_deferred(&self, exchange: &str, msg: &Message) -> Result<(), TransportError> {
+        let seq = self.confirms.begin();
+        let published = self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                &msg.data,
+                properties(msg),
+            )
+            .await;
+        match published {
+            Ok(confirm) => {
+                if self.tracker.send((seq, confirm)).is_err() {
+                    self.confirms.end(seq, false);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.confirms.end(seq, false);
+                Err(broker(exchange, e))
+            }
+        }
+    }
+
     /// Publishes and waits for the broker's confirm.
     async fn publish(
         &self,
@@ -410,12 +464,16 @@ impl Transport for AmqpTransport {
             self.publishing.clone(),
             queue.to_string(),
         ));
+        let settle = Arc::new(AmqpSettle {
+            tx,
+            publishing: self.publishing.clone(),
+        });
         Ok(Subscription::new(
             queue,
             Box::new(AmqpStream {
                 queue: queue.to_string(),
                 consumer,
-                settle: Arc::new(AmqpSettle { tx }),
+                settle,
             }),
         ))
     }
@@ -445,7 +503,8 @@ impl Transport for AmqpTransport {
 }
 
 enum SettleOp {
-    Ack(u64),
+    /// Ack once every publish up to the second number is confirmed.
+    Ack(u64, u64),
     Nack(u64, Message, String),
     Release(u64),
 }
@@ -459,16 +518,22 @@ async fn settle_loop(
     queue: String,
 ) {
     let dead = format!("dead-{queue}");
+    let mut gate = AckGate::default();
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..BasicNackOptions::default()
+    };
     while let Some(op) = rx.recv().await {
         let result = match op {
-            SettleOp::Ack(tag) => channel.basic_ack(tag, BasicAckOptions::default()).await,
-            SettleOp::Release(tag) => {
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                };
-                channel.basic_nack(tag, requeue).await
+            SettleOp::Ack(tag, upto) => {
+                if gate.pass(&publishing.confirms, upto).await {
+                    channel.basic_ack(tag, BasicAckOptions::default()).await
+                } else {
+                    tracing::warn!("an output of a '{queue}' message was not confirmed; requeued");
+                    channel.basic_nack(tag, requeue).await
+                }
             }
+            SettleOp::Release(tag) => channel.basic_nack(tag, requeue).await,
             SettleOp::Nack(tag, mut msg, reason) => {
                 msg.set_meta(DEAD_LETTER_REASON, reason);
                 msg.set_meta(DEAD_LETTER_QUEUE, queue.as_str());
@@ -512,11 +577,13 @@ impl DeliveryStream for AmqpStream {
 
 struct AmqpSettle {
     tx: mpsc::UnboundedSender<SettleOp>,
+    publishing: Arc<Publishing>,
 }
 
 impl Settle for AmqpSettle {
     fn ack(&self, tag: u64) {
-        let _ = self.tx.send(SettleOp::Ack(tag));
+        let upto = self.publishing.confirms.issued();
+        let _ = self.tx.send(SettleOp::Ack(tag, upto));
     }
 
     fn nack(&self, tag: u64, msg: Message, reason: &str) {
@@ -535,6 +602,6 @@ struct AmqpSink {
 
 impl PublishSink for AmqpSink {
     fn publish(&self, msg: Message) -> BoxFuture<'_, Result<(), TransportError>> {
-        Box::pin(async move { self.publishing.publish(&self.exchange, "", &msg).await })
+        Box::pin(async move { self.publishing.publish_deferred(&self.exchange, &msg).await })
     }
 }

@@ -11,6 +11,7 @@
 //! [`connect`] picks one from a broker URL.
 
 mod amqp;
+mod confirms;
 mod memory;
 mod mqtt;
 mod url;

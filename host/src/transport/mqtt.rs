@@ -7,8 +7,11 @@
 //! - MQTT has no broker-side bindings. As MsgFlo's coordinator does, [`MqttTransport::bind`]
 //!   makes *this process* forward every message of the source topic to the target topic,
 //!   so the process that binds must keep running for the edge to work.
-//! - At least once: everything is published at QoS 1, incoming messages are acked by hand
-//!   (manual acks) only when settled, and a publish resolves on the broker's PUBACK. The
+//! - At least once: everything is published at QoS 1 and incoming messages are acked by
+//!   hand (manual acks) only when settled. A participant's outputs resolve once queued on
+//!   the connection, and its ack is sent only when the PUBACKs of every publish issued
+//!   before it have arrived (see `confirms.rs`); `send_to_queue` and dead letters wait
+//!   for their own PUBACK. The
 //!   session is persistent (`clean_session = false`) under a stable client id, so after a
 //!   restart or reconnection the broker redelivers what was not acked.
 //! - A nacked message is published to topic `dead-<queue>` as the JSON object
@@ -34,6 +37,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publ
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::confirms::{AckGate, Confirms};
 use super::url::BrokerUrl;
 use super::{
     Binding, Delivery, DeliveryStream, PublishSink, Publisher, Settle, Subscription, Transport,
@@ -73,6 +77,7 @@ struct Conn {
 
 #[derive(Default)]
 struct Shared {
+    confirms: Confirms,
     queues: Mutex<HashMap<String, Arc<LocalQueue>>>,
     subscribed: Mutex<HashSet<String>>,
     acks: Mutex<Acks>,
@@ -80,13 +85,21 @@ struct Shared {
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
+/// Who learns that a publish was acknowledged.
+enum Pending {
+    /// A caller waiting for it.
+    Waiter(Waiter),
+    /// A deferred publish, settled in [`Confirms`].
+    Seq(u64),
+}
+
 /// Outstanding requests waiting for the broker.
 #[derive(Default)]
 struct Acks {
-    /// Publishes queued, not yet written (`None`: nobody waits).
-    publishes: VecDeque<Option<Waiter>>,
+    /// Publishes queued, not yet written.
+    publishes: VecDeque<Pending>,
     /// QoS 1 publishes written, by packet id.
-    published: HashMap<u16, Waiter>,
+    published: HashMap<u16, Pending>,
     subscribes: VecDeque<Option<Waiter>>,
     subscribed: HashMap<u16, Waiter>,
 }
@@ -196,8 +209,11 @@ impl MqttTransport {
     async fn stream(&self, queue: &str) -> Result<Subscription, TransportError> {
         self.conn.subscribe(queue).await?;
         let local = self.conn.shared.queue(queue);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(settle_loop(rx, self.conn.clone(), queue.to_string()));
+        lock(&self.tasks.handles).push(task);
         let settle = Arc::new(MqttSettle {
-            queue: queue.to_string(),
+            tx,
             conn: self.conn.clone(),
         });
         Ok(Subscription::new(
@@ -216,7 +232,9 @@ impl Conn {
         let (tx, rx) = oneshot::channel();
         {
             let _order = self.order.lock().await;
-            lock(&self.shared.acks).publishes.push_back(Some(tx));
+            lock(&self.shared.acks)
+                .publishes
+                .push_back(Pending::Waiter(tx));
             if let Err(e) = self.client.publish_bytes(topic, qos, false, payload).await {
                 // Not queued: take our waiter back out (it is the last one pushed).
                 lock(&self.shared.acks).publishes.pop_back();
@@ -228,6 +246,30 @@ impl Conn {
             Ok(Err(detail)) => Err(self.error(topic, detail)),
             Err(_) => Err(TransportError::Closed),
         }
+    }
+
+    /// Publishes at QoS 1 without waiting for the PUBACK: [`Conn::confirms`] tracks it.
+    async fn publish_deferred(&self, topic: &str, payload: Bytes) -> Result<(), TransportError> {
+        let confirms = self.confirms();
+        let _order = self.order.lock().await;
+        let seq = confirms.begin();
+        lock(&self.shared.acks)
+            .publishes
+            .push_back(Pending::Seq(seq));
+        if let Err(e) = self
+            .client
+            .publish_bytes(topic, QoS::AtLeastOnce, false, payload)
+            .await
+        {
+            lock(&self.shared.acks).publishes.pop_back();
+            confirms.end(seq, false);
+            return Err(self.error(topic, e.to_string()));
+        }
+        Ok(())
+    }
+
+    fn confirms(&self) -> &Confirms {
+        &self.shared.confirms
     }
 
     /// Subscribes at QoS 1 (once per topic) and waits for the SUBACK.
@@ -311,8 +353,9 @@ async fn drive(
                 let _ = q.tx.send(p);
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                if let Some(w) = lock(&shared.acks).published.remove(&ack.pkid) {
-                    let _ = w.send(Ok(()));
+                let done = lock(&shared.acks).published.remove(&ack.pkid);
+                if let Some(p) = done {
+                    resolve(&shared, p);
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
@@ -333,13 +376,14 @@ async fn drive(
                 // A packet id still awaiting its PUBACK is a resend after reconnection.
                 if pkid == 0 || !acks.published.contains_key(&pkid) {
                     match acks.publishes.pop_front() {
-                        Some(Some(w)) if pkid == 0 => {
-                            let _ = w.send(Ok(()));
+                        Some(p) if pkid == 0 => {
+                            drop(acks);
+                            resolve(&shared, p);
                         }
-                        Some(Some(w)) => {
-                            acks.published.insert(pkid, w);
+                        Some(p) => {
+                            acks.published.insert(pkid, p);
                         }
-                        _ => {}
+                        None => {}
                     }
                 }
             }
@@ -365,6 +409,16 @@ async fn drive(
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// A publish was acknowledged (or, at QoS 0, written).
+fn resolve(shared: &Shared, pending: Pending) {
+    match pending {
+        Pending::Waiter(w) => {
+            let _ = w.send(Ok(()));
+        }
+        Pending::Seq(seq) => shared.confirms.end(seq, true),
     }
 }
 
@@ -463,14 +517,15 @@ impl Transport for MqttTransport {
 /// MsgFlo's discovery topic.
 const DISCOVERY_TOPIC: &str = "fbp";
 
-/// Forwards every message of one topic to the bound topics; acks after all are acked.
+/// Forwards every message of one topic to the bound topics; each is acked once its
+/// copies are acked by the broker.
 async fn forward(mut sub: Subscription, targets: Arc<RwLock<Vec<String>>>, conn: Arc<Conn>) {
     while let Some(delivery) = sub.next().await {
         let tgts = targets.read().unwrap_or_else(|p| p.into_inner()).clone();
         let mut ok = true;
         for tgt in &tgts {
             let data = delivery.message.data.clone();
-            if let Err(e) = conn.publish(tgt, QoS::AtLeastOnce, data).await {
+            if let Err(e) = conn.publish_deferred(tgt, data).await {
                 tracing::warn!("forwarding {} -> {tgt}: {e}", sub.queue);
                 ok = false;
                 break;
@@ -503,36 +558,66 @@ impl DeliveryStream for MqttStream {
     }
 }
 
-struct MqttSettle {
+enum SettleOp {
+    /// Ack packet `.0` once every publish up to `.1` is acknowledged.
+    Ack(u16, u64),
+    Nack(u16, Message, String),
+}
+
+/// Settles one queue's deliveries in order.
+async fn settle_loop(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<SettleOp>,
+    conn: Arc<Conn>,
     queue: String,
+) {
+    let dead = format!("dead-{queue}");
+    let mut gate = AckGate::default();
+    while let Some(op) = rx.recv().await {
+        match op {
+            SettleOp::Ack(pkid, upto) => {
+                if gate.pass(conn.confirms(), upto).await {
+                    conn.ack(pkid);
+                }
+                // Otherwise unacked: the broker redelivers it after reconnection.
+            }
+            SettleOp::Nack(pkid, msg, reason) => {
+                let payload = match serde_json::from_slice::<serde_json::Value>(&msg.data) {
+                    Ok(v) => v,
+                    Err(_) => {
+                        serde_json::Value::String(String::from_utf8_lossy(&msg.data).into_owned())
+                    }
+                };
+                let envelope = serde_json::json!({
+                    "queue": queue,
+                    "reason": reason,
+                    "payload": payload,
+                });
+                let body = Bytes::from(envelope.to_string());
+                match conn.publish(&dead, QoS::AtLeastOnce, body).await {
+                    Ok(()) => conn.ack(pkid),
+                    // Unacked: the broker redelivers it after reconnection.
+                    Err(e) => tracing::error!("dead-lettering to {dead}: {e}"),
+                }
+            }
+        }
+    }
+}
+
+struct MqttSettle {
+    tx: tokio::sync::mpsc::UnboundedSender<SettleOp>,
     conn: Arc<Conn>,
 }
 
 impl Settle for MqttSettle {
     fn ack(&self, tag: u64) {
-        self.conn.ack(tag as u16);
+        let upto = self.conn.confirms().issued();
+        let _ = self.tx.send(SettleOp::Ack(tag as u16, upto));
     }
 
     fn nack(&self, tag: u64, msg: Message, reason: &str) {
-        let payload = match serde_json::from_slice::<serde_json::Value>(&msg.data) {
-            Ok(v) => v,
-            Err(_) => serde_json::Value::String(String::from_utf8_lossy(&msg.data).into_owned()),
-        };
-        let envelope = serde_json::json!({
-            "queue": self.queue,
-            "reason": reason,
-            "payload": payload,
-        });
-        let conn = self.conn.clone();
-        let dead = format!("dead-{}", self.queue);
-        self.conn.runtime.spawn(async move {
-            let body = Bytes::from(envelope.to_string());
-            match conn.publish(&dead, QoS::AtLeastOnce, body).await {
-                Ok(()) => conn.ack(tag as u16),
-                // Unacked: the broker redelivers it after reconnection.
-                Err(e) => tracing::error!("dead-lettering to {dead}: {e}"),
-            }
-        });
+        let _ = self
+            .tx
+            .send(SettleOp::Nack(tag as u16, msg, reason.to_string()));
     }
 
     fn release(&self, _tag: u64, _msg: Message) {
@@ -547,6 +632,6 @@ struct MqttSink {
 
 impl PublishSink for MqttSink {
     fn publish(&self, msg: Message) -> BoxFuture<'_, Result<(), TransportError>> {
-        Box::pin(self.conn.publish(&self.topic, QoS::AtLeastOnce, msg.data))
+        Box::pin(self.conn.publish_deferred(&self.topic, msg.data))
     }
 }
