@@ -455,3 +455,58 @@ async fn amqp_send_and_dump() {
         send_and_dump(url).await;
     }
 }
+
+// --- setup: bindings from a graph, discovered queues, IIPs ----------------------------
+
+/// `setup --discover` binds a graph of running participants from their discovery
+/// messages and delivers the IIP; on MQTT it keeps forwarding (`--forever`).
+async fn setup_binds_discovered_participants(url: &str) {
+    let (a, b) = (role("sa"), role("sb"));
+    let graph = scratch(&a).join("setup.fbp");
+    std::fs::write(
+        &graph,
+        format!("'hello' -> IN {a}(core/Repeat) OUT -> IN {b}(core/Repeat)\n"),
+    )
+    .expect("write graph");
+    let t = client(url).await;
+    let mut out = consume(&t, &format!("{b}.OUT")).await;
+    let mut p = participant(
+        url,
+        &[format!("{a}=core/Repeat"), format!("{b}=core/Repeat")],
+    );
+    p.stdout_line(&format!("ready {a}")).await;
+    p.stdout_line(&format!("ready {b}")).await;
+
+    let mut cmd = cli();
+    cmd.arg("setup")
+        .arg(&graph)
+        .args(["--broker", url, "--discover", "--forever"]);
+    let mut setup = Running::spawn(cmd);
+    setup
+        .stdout_line(&format!("PUBSUB: {a}.OUT -> {b}.IN"))
+        .await;
+    let iip: Value = serde_json::from_slice(&next(&mut out).await.data).expect("JSON");
+    assert_eq!(
+        iip,
+        json!("hello"),
+        "an .fbp string IIP is sent as a JSON string"
+    );
+    t.send_to_queue(&format!("{a}.IN"), Message::json_text("2"))
+        .await
+        .expect("send");
+    assert_eq!(&next(&mut out).await.data[..], b"2");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amqp_setup_binds_discovered_participants() {
+    if let Some(url) = broker(AMQP) {
+        setup_binds_discovered_participants(url).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_setup_binds_discovered_participants() {
+    if let Some(url) = broker(MQTT) {
+        setup_binds_discovered_participants(url).await;
+    }
+}

@@ -7,6 +7,7 @@ mod inspect;
 mod participant;
 mod run;
 mod send;
+mod setup;
 mod validate;
 
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Run WASM participants on a broker: ROLE=COMPONENT [ROLE=COMPONENT...].
     Participant(participant::ParticipantArgs),
+    /// Bind a graph's edges on a broker and send its IIPs (like msgflo-setup).
+    Setup(setup::SetupArgs),
     /// Send one JSON message to a queue on a broker.
     Send(send::SendArgs),
     /// Print the messages of a queue on a broker, one JSON per line.
@@ -96,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::graph(args),
         Command::Validate(args) => validate::validate(args),
         Command::Participant(args) => participant::participant(&cli.engine, args),
+        Command::Setup(args) => setup::setup(&cli.engine, args),
         Command::Send(args) => send::send(args),
         Command::Dump(args) => dump::dump(args),
     };
