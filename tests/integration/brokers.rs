@@ -495,6 +495,11 @@ async fn setup_binds_discovered_participants(url: &str) {
         .await
         .expect("send");
     assert_eq!(&next(&mut out).await.data[..], b"2");
+
+    // Participants that stop announcing are reported gone (3 periods of 1 s).
+    p.kill();
+    let gone = wait_line(&mut setup.stdout, |l| l == format!("GONE: {a}")).await;
+    assert!(gone.is_some(), "setup reports {a} gone");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,6 +10,9 @@
 //!   `.wasm` (as `wasmflo participant` would).
 //! - On MQTT the bindings are forwards made by this process: keep it running with
 //!   `--forever`, as with `msgflo-setup`.
+//! - With `--discover --forever`, a role that stops re-sending discovery for
+//!   `--gone-after` periods (default 3 × `MSGFLO_DISCOVERY_PERIOD`) is reported gone, and
+//!   back when it reappears (MsgFlo never expires participants).
 //!
 //! Prints each binding as `PUBSUB: src -> tgt`.
 
@@ -49,6 +52,9 @@ pub struct SetupArgs {
     /// How long --discover waits for every role before reporting the missing ones.
     #[arg(long, default_value = "30s", value_parser = duration)]
     timeout: Duration,
+    /// Periods without discovery after which a role is reported gone.
+    #[arg(long, default_value_t = 3.0)]
+    gone_after: f64,
     /// A MsgFlo library file (as for `run`).
     #[arg(long, value_name = "FILE")]
     library: Option<PathBuf>,
@@ -135,6 +141,11 @@ pub(super) fn setup(engine: &EngineArgs, args: SetupArgs) -> anyhow::Result<()> 
 
         let needed: HashSet<String> = graph.processes.keys().cloned().collect();
         let mut discovered: HashMap<String, Participant> = HashMap::new();
+        let mut last_seen: HashMap<String, tokio::time::Instant> = HashMap::new();
+        let mut gone: HashSet<String> = HashSet::new();
+        let period = crate::discovery::period_from_env();
+        let gone_after = period.mul_f64(args.gone_after.max(1.0));
+        let mut liveness = tokio::time::interval(period.div_f64(2.0));
         if !args.discover {
             for (name, process) in &graph.processes {
                 discovered.insert(name.clone(), conventional(name, &graph, process));
@@ -147,6 +158,7 @@ pub(super) fn setup(engine: &EngineArgs, args: SetupArgs) -> anyhow::Result<()> 
                         if let Ok(p) = Participant::parse(&d.message.data)
                             && needed.contains(&p.role)
                         {
+                            last_seen.insert(p.role.clone(), tokio::time::Instant::now());
                             discovered.insert(p.role.clone(), p);
                         }
                         d.ack();
@@ -194,16 +206,32 @@ pub(super) fn setup(engine: &EngineArgs, args: SetupArgs) -> anyhow::Result<()> 
                 };
                 tokio::select! {
                     r = &mut stop => { r?; break; }
+                    _ = liveness.tick(), if args.discover => {
+                        let now = tokio::time::Instant::now();
+                        for (role, seen) in &last_seen {
+                            if now.duration_since(*seen) > gone_after && gone.insert(role.clone()) {
+                                tracing::warn!(
+                                    "participant {role} gone: no discovery for {gone_after:?}"
+                                );
+                                println!("GONE: {role}");
+                            }
+                        }
+                    }
                     d = next => {
                         let Some(d) = d else { break };
                         if let Ok(p) = Participant::parse(&d.message.data)
                             && needed.contains(&p.role)
-                            && !discovered.contains_key(&p.role)
                         {
-                            tracing::info!("participant {} appeared", p.role);
-                            discovered.insert(p.role.clone(), p);
-                            bind_known(&transport, &edges, &discovered, &mut bound).await?;
-                            send_iips(&transport, &iips, &discovered, &mut sent).await?;
+                            last_seen.insert(p.role.clone(), tokio::time::Instant::now());
+                            if gone.remove(&p.role) {
+                                tracing::info!("participant {} is back", p.role);
+                            }
+                            if !discovered.contains_key(&p.role) {
+                                tracing::info!("participant {} appeared", p.role);
+                                discovered.insert(p.role.clone(), p);
+                                bind_known(&transport, &edges, &discovered, &mut bound).await?;
+                                send_iips(&transport, &iips, &discovered, &mut sent).await?;
+                            }
                         }
                         d.ack();
                     }
