@@ -515,3 +515,37 @@ async fn mqtt_setup_binds_discovered_participants() {
         setup_binds_discovered_participants(url).await;
     }
 }
+
+// --- two hosts sharing a role ---------------------------------------------------------
+
+/// Two `wasmflo participant` processes serving one role on RabbitMQ share its queue:
+/// every message is processed once, by one of them, and both take part.
+#[tokio::test(flavor = "multi_thread")]
+async fn amqp_two_hosts_sharing_a_role_split_the_work() {
+    const N: u64 = 200;
+    let Some(url) = broker(AMQP) else { return };
+    let r = role("shared");
+    let t = client(url).await;
+    let mut out = consume(&t, &format!("{r}.OUT")).await;
+    let roles = [format!("{r}={}", hostile())];
+    let mut one = participant(url, &roles);
+    let mut two = participant(url, &roles);
+    one.stdout_line(&format!("ready {r}")).await;
+    two.stdout_line(&format!("ready {r}")).await;
+    for i in 0..N {
+        t.send_to_queue(&format!("{r}.IN"), Message::json_text(i.to_string()))
+            .await
+            .expect("send");
+    }
+    // Each instance numbers the messages it saw: two counting sequences, one per host.
+    let mut seen = BTreeSet::new();
+    let mut counts = Vec::new();
+    while seen.len() < N as usize {
+        let v: Value = serde_json::from_slice(&next(&mut out).await.data).expect("JSON");
+        seen.insert(v["echo"].as_u64().expect("echo"));
+        counts.push(v["count"].as_u64().expect("count"));
+    }
+    let ones = counts.iter().filter(|c| **c == 1).count();
+    assert_eq!(ones, 2, "two instances took part: {counts:?}");
+    assert!(counts.iter().all(|c| *c < N), "neither took everything");
+}

@@ -254,3 +254,49 @@ async fn mqtt_wasm_and_msgflo_python_in_one_graph() {
     assert_eq!(seen, (0..PYTHON_MESSAGES).collect::<BTreeSet<_>>());
     let _ = std::fs::remove_file(module);
 }
+
+// --- the real msgflo-setup binding wasmflo participants -------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amqp_msgflo_setup_discover_binds_wasmflo_participants() {
+    let Some(url) = broker(AMQP) else { return };
+    let Some(dir) = oracle_dir() else { return };
+    let (a, b) = (role("msa"), role("msb"));
+    let t = client(url).await;
+    let mut out = consume(&t, &format!("{b}.OUT")).await;
+    let mut w = participant(
+        url,
+        &[format!("{a}=core/Repeat"), format!("{b}=core/Repeat")],
+    );
+    w.stdout_line(&format!("ready {a}")).await;
+    w.stdout_line(&format!("ready {b}")).await;
+
+    let graph = std::env::temp_dir().join(format!("{a}.fbp"));
+    std::fs::write(
+        &graph,
+        format!("{a}(core/Repeat) OUT -> IN {b}(core/Repeat)\n"),
+    )
+    .expect("write graph");
+    // `--discover` takes a value: without one it would swallow the graph argument.
+    let setup = Command::new(dir.join("node_modules/.bin/msgflo-setup"))
+        .args(["--broker", url, "--discover", "true", "--timeout", "20"])
+        .arg(&graph)
+        .output()
+        .expect("msgflo-setup runs");
+    let stdout = String::from_utf8_lossy(&setup.stdout);
+    assert!(
+        setup.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    assert!(stdout.contains(&format!("{a}.OUT -> {b}.IN")), "{stdout}");
+
+    t.send_to_queue(
+        &format!("{a}.IN"),
+        Message::json_text(r#""bound by msgflo""#),
+    )
+    .await
+    .expect("send");
+    assert_eq!(&next(&mut out).await.data[..], br#""bound by msgflo""#);
+    let _ = std::fs::remove_file(graph);
+}
