@@ -549,3 +549,91 @@ async fn amqp_two_hosts_sharing_a_role_split_the_work() {
     assert_eq!(ones, 2, "two instances took part: {counts:?}");
     assert!(counts.iter().all(|c| *c < N), "neither took everything");
 }
+
+// --- a broker restart -----------------------------------------------------------------
+
+/// A private Mosquitto on a free port, stopped when dropped.
+struct PrivateMosquitto {
+    child: Child,
+    port: u16,
+}
+
+impl PrivateMosquitto {
+    fn start(port: u16) -> Option<PrivateMosquitto> {
+        let child = Command::new("mosquitto")
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("mosquitto is required in CI: {e}")
+            }
+            Err(e) => {
+                eprintln!("notice: skipping the broker restart test: {e}");
+                return None;
+            }
+        };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "private mosquitto up");
+            std::thread::yield_now();
+        }
+        Some(PrivateMosquitto { child, port })
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    }
+}
+
+impl Drop for PrivateMosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A participant and a client both reconnect (and subscribe again) after the broker
+/// restarts, without any process being restarted.
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_participant_survives_a_broker_restart() {
+    let port = PrivateMosquitto::free_port();
+    let Some(broker) = PrivateMosquitto::start(port) else {
+        return;
+    };
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let r = role("restart");
+    let t = client(&url).await;
+    let mut out = consume(&t, &format!("{r}.OUT")).await;
+    let mut p = participant(&url, &[format!("{r}=core/Repeat")]);
+    p.stdout_line(&format!("ready {r}")).await;
+    t.send_to_queue(&format!("{r}.IN"), Message::json_text("1"))
+        .await
+        .expect("send");
+    assert_eq!(&next(&mut out).await.data[..], b"1");
+
+    drop(broker);
+    let _broker = PrivateMosquitto::start(port).expect("restarted");
+    // Sent once both have reconnected and subscribed again: resend until it comes out.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no output after restart"
+        );
+        let _ = t
+            .send_to_queue(&format!("{r}.IN"), Message::json_text("2"))
+            .await;
+        if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(500), out.next()).await {
+            assert_eq!(&d.message.data[..], b"2");
+            d.ack();
+            break;
+        }
+    }
+}
