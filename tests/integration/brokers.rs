@@ -637,3 +637,38 @@ async fn mqtt_participant_survives_a_broker_restart() {
         }
     }
 }
+
+/// The same on Mosquitto through shared subscriptions (`shared=GROUP` in the URL; each
+/// host with its own client id).
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_two_hosts_sharing_a_role_split_the_work_with_shared_subscriptions() {
+    const N: u64 = 200;
+    let Some(url) = broker(MQTT) else { return };
+    let r = role("mshared");
+    let t = client(url).await;
+    let mut out = consume(&t, &format!("{r}.OUT")).await;
+    let roles = [format!("{r}={}", hostile())];
+    let host = |n: u32| format!("{url}?shared=wasmflo&client_id=wasmflo-{r}-{n}");
+    let mut one = participant(&host(1), &roles);
+    let mut two = participant(&host(2), &roles);
+    one.stdout_line(&format!("ready {r}")).await;
+    two.stdout_line(&format!("ready {r}")).await;
+    for i in 0..N {
+        t.send_to_queue(&format!("{r}.IN"), Message::json_text(i.to_string()))
+            .await
+            .expect("send");
+    }
+    let mut seen = BTreeSet::new();
+    let mut counts = Vec::new();
+    while seen.len() < N as usize {
+        let v: Value = serde_json::from_slice(&next(&mut out).await.data).expect("JSON");
+        seen.insert(v["echo"].as_u64().expect("echo"));
+        counts.push(v["count"].as_u64().expect("count"));
+    }
+    assert_eq!(
+        counts.len(),
+        N as usize,
+        "each message processed once: {counts:?}"
+    );
+    assert_eq!(counts.iter().filter(|c| **c == 1).count(), 2, "{counts:?}");
+}

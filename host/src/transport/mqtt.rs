@@ -18,6 +18,10 @@
 //!   `{"queue", "reason", "payload"}` (MQTT 3.1.1 has no headers), then acked.
 //! - A delivery dropped unsettled is *not* acked: the broker redelivers it when the
 //!   session reconnects.
+//! - With `shared=GROUP` in the URL, queues are subscribed as `$share/GROUP/<queue>`
+//!   (Mosquitto offers shared subscriptions to MQTT 3.1.1 clients too), so several
+//!   processes serving one role split its messages, as consumers of an AMQP queue do.
+//!   Each process then needs its own `client_id`.
 //! - Discovery goes to topic `fbp` at QoS 0, not retained, as every MsgFlo library does.
 //! - Payloads are carried as they are; MQTT 3.1.1 carries no content type or metadata,
 //!   so incoming messages are JSON (MsgFlo's only payload type) and metadata is dropped.
@@ -73,6 +77,8 @@ struct Conn {
     order: tokio::sync::Mutex<()>,
     shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
+    /// Shared-subscription group for queues (`shared=` in the URL).
+    group: Option<String>,
 }
 
 #[derive(Default)]
@@ -172,6 +178,7 @@ impl MqttTransport {
             order: tokio::sync::Mutex::new(()),
             shared: shared.clone(),
             runtime: tokio::runtime::Handle::current(),
+            group: url.shared.clone(),
         });
         let (connected_tx, connected_rx) = oneshot::channel();
         let task = tokio::spawn(drive(
@@ -290,7 +297,12 @@ impl Conn {
         {
             let _order = self.order.lock().await;
             lock(&self.shared.acks).subscribes.push_back(Some(tx));
-            if let Err(e) = self.client.subscribe(topic, QoS::AtLeastOnce).await {
+            // Messages of a shared subscription still arrive under their own topic.
+            let filter = match &self.group {
+                Some(group) if topic != DISCOVERY_TOPIC => format!("$share/{group}/{topic}"),
+                _ => topic.to_string(),
+            };
+            if let Err(e) = self.client.subscribe(filter, QoS::AtLeastOnce).await {
                 lock(&self.shared.acks).subscribes.pop_back();
                 return Err(self.error(topic, e.to_string()));
             }

@@ -1,7 +1,9 @@
 //! Broker URLs: which backend a `--broker` / `MSGFLO_BROKER` URL selects, and the
 //! wasmflo-only query parameters it may carry.
 //!
-//! - `mqtt://[user:pass@]host[:1883][?client_id=ID&clean=true]`
+//! - `mqtt://[user:pass@]host[:1883][?client_id=ID&clean=true&shared=GROUP]`: with
+//!   `shared`, queues are consumed through the shared subscription `$share/GROUP/<queue>`,
+//!   so processes serving one role split its messages instead of each getting all
 //! - `amqp://[user:pass@]host[:5672][/vhost][?prefetch=N]` (other query keys go to the
 //!   AMQP client, e.g. `heartbeat`)
 //!
@@ -40,6 +42,8 @@ pub struct BrokerUrl {
     pub client_id: Option<String>,
     /// MQTT: start a clean session (`clean=true`); persistent by default.
     pub clean_session: bool,
+    /// MQTT: consume queues through shared subscriptions of this group (`shared=`).
+    pub shared: Option<String>,
     /// AMQP: unacked deliveries per consumer (`prefetch=`).
     pub prefetch: u16,
     /// Query pairs passed through to the AMQP client.
@@ -97,6 +101,7 @@ impl BrokerUrl {
             vhost,
             client_id: None,
             clean_session: false,
+            shared: None,
             prefetch: DEFAULT_PREFETCH,
             extra: Vec::new(),
         };
@@ -106,6 +111,12 @@ impl BrokerUrl {
                     parsed.client_id = Some(value.into_owned())
                 }
                 ("clean", Scheme::Mqtt) => parsed.clean_session = value == "true" || value == "1",
+                ("shared", Scheme::Mqtt) => {
+                    if value.is_empty() || value.contains(['/', '+', '#']) {
+                        return Err(invalid(format!("shared group '{value}' is not a name")));
+                    }
+                    parsed.shared = Some(value.into_owned());
+                }
                 ("prefetch", Scheme::Amqp) => {
                     parsed.prefetch =
                         value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -168,7 +179,8 @@ mod tests {
         assert_eq!(u.extra, vec![("heartbeat".into(), "5".into())]);
         assert_eq!(u.redacted(), "amqp://guest@127.0.0.1:5672");
 
-        let m = BrokerUrl::parse("mqtt://localhost?client_id=x&clean=true").unwrap();
+        let m = BrokerUrl::parse("mqtt://localhost?client_id=x&clean=true&shared=g").unwrap();
+        assert_eq!(m.shared.as_deref(), Some("g"));
         assert_eq!((m.scheme, m.port), (Scheme::Mqtt, 1883));
         assert_eq!(m.client_id.as_deref(), Some("x"));
         assert!(m.clean_session);
