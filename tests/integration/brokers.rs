@@ -672,3 +672,64 @@ async fn mqtt_two_hosts_sharing_a_role_split_the_work_with_shared_subscriptions(
     );
     assert_eq!(counts.iter().filter(|c| **c == 1).count(), 2, "{counts:?}");
 }
+
+/// `msgflo/RoundRobin` in a graph becomes a roundrobin binding, and its DEADLETTER port
+/// receives the target's dead letters (RabbitMQ; bindings made by `setup`, which exits).
+#[tokio::test(flavor = "multi_thread")]
+async fn amqp_setup_makes_roundrobin_and_deadletter_bindings() {
+    let Some(url) = broker(AMQP) else { return };
+    let (a, h, d) = (role("rra"), role("rrh"), role("rrd"));
+    let graph = scratch(&a).join("rr.fbp");
+    std::fs::write(
+        &graph,
+        format!(
+            "{a}(core/Repeat) OUT -> IN rr(msgflo/RoundRobin) OUT -> IN {h}(test/Hostile)\n\
+             rr DEADLETTER -> IN {d}(core/Repeat)\n"
+        ),
+    )
+    .expect("write graph");
+    let t = client(url).await;
+    let mut echoed = consume(&t, &format!("{h}.OUT")).await;
+    let mut dead = consume(&t, &format!("{d}.OUT")).await;
+    let mut p = participant(
+        url,
+        &[
+            format!("{a}=core/Repeat"),
+            format!("{h}={}", hostile()),
+            format!("{d}=core/Repeat"),
+        ],
+    );
+    for r in [&a, &h, &d] {
+        p.stdout_line(&format!("ready {r}")).await;
+    }
+    let out = cli()
+        .arg("setup")
+        .arg(&graph)
+        .args(["--broker", url])
+        .output()
+        .expect("setup runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("ROUNDROBIN: {a}.OUT -> {h}.IN")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("DEADLETTER: dead-{h}.IN -> {d}.IN")),
+        "{stdout}"
+    );
+
+    t.send_to_queue(&format!("{a}.IN"), Message::json_text("5"))
+        .await
+        .expect("send");
+    let v: Value = serde_json::from_slice(&next(&mut echoed).await.data).expect("JSON");
+    assert_eq!(v["echo"], json!(5));
+    t.send_to_queue(&format!("{a}.IN"), Message::json_text(r#""nack""#))
+        .await
+        .expect("send");
+    assert_eq!(&next(&mut dead).await.data[..], br#""nack""#);
+}

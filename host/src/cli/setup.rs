@@ -14,7 +14,11 @@
 //!   `--gone-after` periods (default 3 × `MSGFLO_DISCOVERY_PERIOD`) is reported gone, and
 //!   back when it reappears (MsgFlo never expires participants).
 //!
-//! Prints each binding as `PUBSUB: src -> tgt`.
+//! - `msgflo/RoundRobin` (and `msgflo/PubSub`) nodes are bindings, not participants:
+//!   `X OUT -> IN rr(msgflo/RoundRobin) OUT -> IN Y` is a roundrobin binding, and
+//!   `rr DEADLETTER -> IN Z` sends Y's dead letters to Z.
+//!
+//! Prints each binding as `PUBSUB: src -> tgt` (or `ROUNDROBIN:`, `DEADLETTER:`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -65,6 +69,82 @@ pub struct SetupArgs {
 struct Edge {
     src: (String, String),
     tgt: (String, String),
+    kind: BindingKind,
+    /// The source is the dead-letter exchange of inport `src` (a RoundRobin's DEADLETTER).
+    dead_letters: bool,
+}
+
+/// MsgFlo's binding components: graph nodes that are bindings, not participants.
+const ROUND_ROBIN: &str = "msgflo/RoundRobin";
+const PUB_SUB: &str = "msgflo/PubSub";
+
+/// The graph's edges, with `msgflo/RoundRobin` and `msgflo/PubSub` nodes turned into
+/// bindings as `msgflo-setup` does: `X OUT -> IN rr OUT -> IN Y` is a roundrobin binding
+/// X.OUT -> Y.IN, and `rr DEADLETTER -> IN Z` binds Z.IN to Y.IN's dead letters.
+fn edges(graph: &Graph) -> Vec<Edge> {
+    let binder = |name: &str| {
+        graph
+            .processes
+            .get(name)
+            .map(|p| p.component.as_str())
+            .filter(|c| *c == ROUND_ROBIN || *c == PUB_SUB)
+    };
+    let plain: Vec<&crate::graph::Edge> = graph
+        .connections
+        .iter()
+        .filter_map(|c| match c {
+            Connection::Edge(e) => Some(e),
+            Connection::Iip(_) => None,
+        })
+        .collect();
+    let port = |r: &crate::graph::PortRef| (r.process.clone(), r.port.clone());
+    let mut out = Vec::new();
+    for e in &plain {
+        match (binder(&e.src.process), binder(&e.tgt.process)) {
+            (None, None) => out.push(Edge {
+                src: port(&e.src),
+                tgt: port(&e.tgt),
+                kind: BindingKind::PubSub,
+                dead_letters: false,
+            }),
+            (None, Some(component)) => {
+                let kind = if component == ROUND_ROBIN {
+                    BindingKind::RoundRobin
+                } else {
+                    BindingKind::PubSub
+                };
+                let from_binder = plain.iter().filter(|f| f.src.process == e.tgt.process);
+                for f in from_binder.clone() {
+                    if f.src.port.eq_ignore_ascii_case("out") {
+                        out.push(Edge {
+                            src: port(&e.src),
+                            tgt: port(&f.tgt),
+                            kind,
+                            dead_letters: false,
+                        });
+                    }
+                }
+                for f in from_binder.clone() {
+                    if !f.src.port.eq_ignore_ascii_case("deadletter") {
+                        continue;
+                    }
+                    for target in from_binder.clone() {
+                        if target.src.port.eq_ignore_ascii_case("out") {
+                            out.push(Edge {
+                                src: port(&target.tgt),
+                                tgt: port(&f.tgt),
+                                kind: BindingKind::PubSub,
+                                dead_letters: true,
+                            });
+                        }
+                    }
+                }
+            }
+            // Edges out of a binder are made from the edges into it.
+            (Some(_), _) => {}
+        }
+    }
+    out
 }
 
 /// The queue of a role's port: discovered, or by convention.
@@ -83,17 +163,11 @@ fn queue(
 pub(super) fn setup(engine: &EngineArgs, args: SetupArgs) -> anyhow::Result<()> {
     let graph = load_graph(&args.graph)?;
     let resolver = resolver(&args.graph, args.library.as_deref())?;
-    let mut edges = Vec::new();
+    let edges = edges(&graph);
     let mut iips = Vec::new();
     for conn in &graph.connections {
-        match conn {
-            Connection::Edge(e) => edges.push(Edge {
-                src: (e.src.process.clone(), e.src.port.clone()),
-                tgt: (e.tgt.process.clone(), e.tgt.port.clone()),
-            }),
-            Connection::Iip(i) => {
-                iips.push(((i.tgt.process.clone(), i.tgt.port.clone()), i.data.clone()))
-            }
+        if let Connection::Iip(i) = conn {
+            iips.push(((i.tgt.process.clone(), i.tgt.port.clone()), i.data.clone()));
         }
     }
     // The processes this host runs with --participants: those with a .wasm component.
@@ -139,7 +213,12 @@ pub(super) fn setup(engine: &EngineArgs, args: SetupArgs) -> anyhow::Result<()> 
             _running = Some((network, spawn_discovery(&transport, roles, |_| {})));
         }
 
-        let needed: HashSet<String> = graph.processes.keys().cloned().collect();
+        let needed: HashSet<String> = graph
+            .processes
+            .iter()
+            .filter(|(_, p)| p.component != ROUND_ROBIN && p.component != PUB_SUB)
+            .map(|(name, _)| name.clone())
+            .collect();
         let mut discovered: HashMap<String, Participant> = HashMap::new();
         let mut last_seen: HashMap<String, tokio::time::Instant> = HashMap::new();
         let mut gone: HashSet<String> = HashSet::new();
@@ -148,7 +227,9 @@ pub(super) fn setup(engine: &EngineArgs, args: SetupArgs) -> anyhow::Result<()> 
         let mut liveness = tokio::time::interval(period.div_f64(2.0));
         if !args.discover {
             for (name, process) in &graph.processes {
-                discovered.insert(name.clone(), conventional(name, &graph, process));
+                if needed.contains(name) {
+                    discovered.insert(name.clone(), conventional(name, &graph, process));
+                }
             }
         } else if let Some(fbp) = fbp.as_mut() {
             let deadline = tokio::time::Instant::now() + args.timeout;
@@ -287,10 +368,12 @@ async fn bind_known(
         if *done {
             continue;
         }
-        let (Some(src), Some(tgt)) = (
-            queue(discovered, &edge.src, false),
-            queue(discovered, &edge.tgt, true),
-        ) else {
+        let src = if edge.dead_letters {
+            queue(discovered, &edge.src, true).map(|q| format!("dead-{q}"))
+        } else {
+            queue(discovered, &edge.src, false)
+        };
+        let (Some(src), Some(tgt)) = (src, queue(discovered, &edge.tgt, true)) else {
             continue;
         };
         // On AMQP the binding needs both ends declared; on MQTT declaring a queue would
@@ -303,10 +386,15 @@ async fn bind_known(
             .bind(&Binding {
                 src: src.clone(),
                 tgt: tgt.clone(),
-                kind: BindingKind::PubSub,
+                kind: edge.kind,
             })
             .await?;
-        println!("PUBSUB: {src} -> {tgt}");
+        let label = match (edge.dead_letters, edge.kind) {
+            (true, _) => "DEADLETTER",
+            (false, BindingKind::RoundRobin) => "ROUNDROBIN",
+            (false, BindingKind::PubSub) => "PUBSUB",
+        };
+        println!("{label}: {src} -> {tgt}");
         *done = true;
     }
     Ok(())
