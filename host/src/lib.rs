@@ -11,7 +11,8 @@
 //! - [`component`]: loading, checking, compiling (cached) and resolving components;
 //! - [`runtime`]: the wasmtime engine, the one `bindgen!`, the host interface, instances;
 //! - [`participant`]: one participant's loop (receive, call, publish, ack; faults);
-//! - [`transport`]: the `Transport` trait and its in-process backend;
+//! - [`transport`]: the `Transport` trait, its in-process, MQTT and AMQP backends;
+//! - [`discovery`]: MsgFlo discovery messages and the task re-sending them;
 //! - [`network`]: a running graph built from the above;
 //! - [`live`]: live coding: file watching, source rebuilds, swapping new versions in;
 //! - [`message`], [`fault`]: the shared vocabulary;
@@ -19,6 +20,7 @@
 
 pub mod cli;
 pub mod component;
+pub mod discovery;
 pub mod fault;
 #[doc(hidden)]
 pub mod fuzzing;

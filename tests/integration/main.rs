@@ -3,6 +3,7 @@
 // Test code: a failed expectation is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod brokers;
 mod cache;
 mod cli;
 mod faults;
@@ -10,6 +11,7 @@ mod fbp_oracle;
 mod fuzz;
 mod graphs;
 mod live;
+mod msgflo_interop;
 mod protocol;
 mod sandbox;
 mod support;

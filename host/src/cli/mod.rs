@@ -1,8 +1,13 @@
 //! The `wasmflo` command line: one file per subcommand. `anyhow` lives here only.
 
+mod broker;
+mod dump;
 mod graph;
 mod inspect;
+mod participant;
 mod run;
+mod send;
+mod setup;
 mod validate;
 
 use std::path::PathBuf;
@@ -33,6 +38,14 @@ enum Command {
     Graph(graph::GraphArgs),
     /// Check a graph's syntax and consistency; loads no component.
     Validate(validate::ValidateArgs),
+    /// Run WASM participants on a broker: ROLE=COMPONENT [ROLE=COMPONENT...].
+    Participant(participant::ParticipantArgs),
+    /// Bind a graph's edges on a broker and send its IIPs (like msgflo-setup).
+    Setup(setup::SetupArgs),
+    /// Send one JSON message to a queue on a broker.
+    Send(send::SendArgs),
+    /// Print the messages of a queue on a broker, one JSON per line.
+    Dump(dump::DumpArgs),
 }
 
 /// Engine settings shared by every subcommand.
@@ -85,6 +98,10 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::inspect(&cli.engine, args),
         Command::Graph(args) => graph::graph(args),
         Command::Validate(args) => validate::validate(args),
+        Command::Participant(args) => participant::participant(&cli.engine, args),
+        Command::Setup(args) => setup::setup(&cli.engine, args),
+        Command::Send(args) => send::send(args),
+        Command::Dump(args) => dump::dump(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

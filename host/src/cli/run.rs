@@ -7,14 +7,16 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::EngineArgs;
+use super::broker::{BrokerArgs, client_id, spawn_discovery};
 use crate::component::Resolver;
+use crate::discovery::Participant;
 use crate::graph::{self, Format, Graph, ParseOptions};
 use crate::library::Library;
 use crate::live::{WatchOptions, watch_components};
 use crate::network::{Network, Source};
 use crate::protocol::{FbpRuntime, RuntimeInfo, ServerOptions, serve, serve_ui, spawn_runtime};
 use crate::runtime::parse_duration;
-use crate::transport::{MemoryTransport, Transport};
+use crate::transport::Transport;
 
 /// Arguments of `wasmflo run`.
 #[derive(Debug, clap::Args)]
@@ -50,9 +52,11 @@ pub struct RunArgs {
     /// one). Prints `ui http://HOST:PORT` on stdout.
     #[arg(long, value_name = "ADDR", requires = "runtime")]
     ui: Option<String>,
+    #[command(flatten)]
+    broker: BrokerArgs,
 }
 
-fn duration(text: &str) -> Result<Duration, String> {
+pub(super) fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text).ok_or_else(|| format!("'{text}' is not a duration such as 5s"))
 }
 
@@ -102,8 +106,17 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let transport: Arc<dyn Transport> = Arc::new(MemoryTransport::new());
+        let stem = args
+            .graph
+            .as_ref()
+            .and_then(|g| g.file_stem())
+            .map_or_else(|| "runtime".into(), |s| s.to_string_lossy().into_owned());
+        let transport: Arc<dyn Transport> = args
+            .broker
+            .or_memory(&client_id(&format!("run-{stem}")))
+            .await?;
         let mut network = None;
+        let mut _discovery = None;
         let mut watching = None;
         if let Some((graph, resolver)) = &loaded {
             let started =
@@ -123,6 +136,15 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
                     loader.clone(),
                     opts,
                 )?);
+            }
+            // On a broker every process is a MsgFlo participant and announces itself.
+            if transport.kind() != "memory" {
+                let roles = started
+                    .processes()
+                    .iter()
+                    .map(|p| Participant::new(&p.name, &p.component.definition))
+                    .collect();
+                _discovery = Some(spawn_discovery(&transport, roles, |_| {}));
             }
             network = Some(started);
         }

@@ -6,17 +6,25 @@
 //! publishes to its outport topics, and acks each delivery only after the outputs it
 //! produced are published; a nack dead-letters the message with a reason.
 //!
-//! Backends: [`MemoryTransport`] (in-process, the default). Broker backends implement
-//! the same trait.
+//! Backends: [`MemoryTransport`] (in-process, the default), [`MqttTransport`] and
+//! [`AmqpTransport`] (brokers, see their module docs for the wire conventions);
+//! [`connect`] picks one from a broker URL.
 
+mod amqp;
+mod confirms;
 mod memory;
+mod mqtt;
+mod url;
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
+pub use amqp::AmqpTransport;
 pub use memory::{DeadLetter, MemoryTransport};
+pub use mqtt::MqttTransport;
+pub use url::{BrokerUrl, Scheme, connect};
 
 use crate::message::Message;
 
@@ -35,6 +43,22 @@ pub enum TransportError {
     /// The transport has shut down.
     #[error("transport is closed")]
     Closed,
+    /// The broker URL is malformed or names an unknown scheme.
+    #[error("invalid broker URL '{url}': {detail}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The broker could not be reached or refused the connection.
+    #[error("cannot connect to broker {url}: {detail}")]
+    Connect {
+        /// The URL, without password.
+        url: String,
+        /// Why.
+        detail: String,
+    },
     /// The broker reported an error.
     #[error("broker error on '{name}': {detail}")]
     Broker {
@@ -96,6 +120,12 @@ pub trait Transport: Send + Sync + Debug + 'static {
     /// (the in-process one can; a broker keeps its queues durable instead).
     fn pending(&self) -> Option<u64> {
         None
+    }
+
+    /// Publishes a MsgFlo discovery message (topic or queue `fbp`); resolves once the
+    /// broker has accepted it. The in-process transport has no one to tell.
+    async fn announce(&self, _discovery: Message) -> Result<(), TransportError> {
+        Ok(())
     }
 }
 
@@ -179,6 +209,16 @@ pub trait Settle: Send + Sync {
     fn ack(&self, tag: u64);
     /// The message failed: move it to the dead-letter queue with `reason`.
     fn nack(&self, tag: u64, msg: Message, reason: &str);
+    /// The delivery was dropped unsettled (its participant stopped mid-way). A broker
+    /// leaves it for redelivery; the in-process transport, which would lose it with the
+    /// process, dead-letters it.
+    fn release(&self, tag: u64, msg: Message) {
+        self.nack(
+            tag,
+            msg,
+            "dropped unsettled: the participant stopped while processing it",
+        );
+    }
 }
 
 /// One message taken from a queue, to be acked or nacked exactly once.
@@ -222,16 +262,12 @@ impl Delivery {
 }
 
 impl Drop for Delivery {
-    /// A delivery dropped unsettled (its participant stopped mid-way) is nacked rather
-    /// than lost.
+    /// A delivery dropped unsettled (its participant stopped mid-way) is released:
+    /// see [`Settle::release`].
     fn drop(&mut self) {
         if let Some((s, tag)) = self.settle.take() {
             let msg = std::mem::take(&mut self.message);
-            s.nack(
-                tag,
-                msg,
-                "dropped unsettled: the participant stopped while processing it",
-            );
+            s.release(tag, msg);
         }
     }
 }
