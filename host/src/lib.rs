@@ -13,6 +13,7 @@
 //! - [`participant`]: one participant's loop (receive, call, publish, ack; faults);
 //! - [`transport`]: the `Transport` trait and its in-process backend;
 //! - [`network`]: a running graph built from the above;
+//! - [`workflow`]: Celery-style workflows (chain, group, chord, ...) over task roles;
 //! - [`live`]: live coding: file watching, source rebuilds, swapping new versions in;
 //! - [`message`], [`fault`]: the shared vocabulary;
 //! - [`cli`]: the `wasmflo` command (the only place `anyhow` is used).
@@ -29,3 +30,4 @@ pub mod participant;
 pub mod protocol;
 pub mod runtime;
 pub mod transport;
+pub mod workflow;

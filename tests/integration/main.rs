@@ -12,3 +12,4 @@ mod live;
 mod protocol;
 mod sandbox;
 mod support;
+mod workflow;

@@ -3,6 +3,7 @@
 mod graph;
 mod inspect;
 mod run;
+mod task;
 mod validate;
 
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ enum Command {
     Graph(graph::GraphArgs),
     /// Check a graph's syntax and consistency; loads no component.
     Validate(validate::ValidateArgs),
+    /// Run a workflow (chain, group, chord, map, ...) of tasks and print its result.
+    Task(task::TaskArgs),
 }
 
 /// Engine settings shared by every subcommand.
@@ -85,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::inspect(&cli.engine, args),
         Command::Graph(args) => graph::graph(args),
         Command::Validate(args) => validate::validate(args),
+        Command::Task(args) => task::task(&cli.engine, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
