@@ -139,7 +139,7 @@ fn ms(d: Duration) -> String {
 
 fn main() {
     let quick = std::env::var_os("WASMFLO_BENCH_QUICK").is_some();
-    let runs = if quick { 2 } else { 10 };
+    let runs = if quick { 3 } else { 10 };
     let loader = Arc::new(Loader::new(
         Runtime::new(&RuntimeConfig::default()).expect("engine"),
         None,

@@ -73,9 +73,12 @@ async fn workflow_seed_examples_give_the_seeds_answers() {
 async fn workflow_dispatcher_agrees_with_the_reference_evaluator() {
     let mut w = workflows(DispatchOptions::default()).await;
     let mut rng = Rng::new(0x5eed_0010);
-    let mut compared = 0;
+    let (mut compared, mut calls, mut canvases) = (0, 0, 0);
     for _ in 0..300 {
         let sig = random::workflow(&mut rng, 4);
+        let text = sig.to_string();
+        calls += text.matches('(').count();
+        canvases += text.matches("chord(").count() + text.matches("group(").count();
         let expected = evaluate(&sig, &builtin).expect("generated trees do not fail");
         let got = tokio::time::timeout(DEADLINE, w.run(&sig))
             .await
@@ -85,6 +88,11 @@ async fn workflow_dispatcher_agrees_with_the_reference_evaluator() {
         compared += 1;
     }
     assert_eq!(compared, 300);
+    // The trees are not trivial: thousands of calls, hundreds of groups and chords.
+    assert!(
+        calls > 2_000 && canvases > 200,
+        "{calls} calls, {canvases} groups/chords"
+    );
     w.shutdown(DEADLINE).await;
 }
 

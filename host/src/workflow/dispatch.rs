@@ -335,6 +335,7 @@ impl Run<'_> {
         msg.set_meta(REPLY_TO, self.reply.as_str());
         let queue = queue_name(&call.name, "in");
         let mut backoff = opts.backoff;
+        let mut unavailable = None;
         for attempt in 0..=opts.retries {
             if attempt > 0 {
                 inner.retried.fetch_add(1, Ordering::Relaxed);
@@ -354,21 +355,30 @@ impl Run<'_> {
             }
             match tokio::time::timeout(opts.timeout, rx).await {
                 Ok(Ok(Ok(value))) => return Ok(value),
-                Ok(Ok(Err(reason))) if !reason.contains(": unavailable: ") => {
+                Ok(Ok(Err(reason))) if reason.contains(": unavailable: ") => {
+                    unavailable = Some(reason);
+                }
+                Ok(Ok(Err(reason))) => {
                     return Err(WorkflowError::TaskFailed {
                         task: call.to_string(),
                         reason,
                     });
                 }
-                Ok(Ok(Err(_))) | Err(_) => {}
+                Err(_) => unavailable = None,
                 Ok(Err(_)) => return Err(WorkflowError::Stopped),
             }
         }
         resolve(&inner.pending, &id, Err(String::new()));
-        Err(WorkflowError::TimedOut {
-            task: call.to_string(),
-            attempts: opts.retries + 1,
-            timeout: opts.timeout,
+        Err(match unavailable {
+            Some(reason) => WorkflowError::TaskFailed {
+                task: call.to_string(),
+                reason,
+            },
+            None => WorkflowError::TimedOut {
+                task: call.to_string(),
+                attempts: opts.retries + 1,
+                timeout: opts.timeout,
+            },
         })
     }
 }
