@@ -133,6 +133,37 @@ async fn workflow_lost_task_times_out_then_succeeds_on_retry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_task_of_a_node_that_dies_is_redone_elsewhere() {
+    let options = DispatchOptions {
+        backoff: Duration::from_millis(10),
+        ..DispatchOptions::default()
+    };
+    let mut w = workflows(options).await;
+    w.ensure_roles(&parse("mul(1, 1)").unwrap()).await.unwrap();
+    // A node serving `add` takes the call and dies with it, before any other serves `add`.
+    let mut node = w.network().transport().subscribe("add.IN").await.unwrap();
+    let d = w.dispatcher().clone();
+    let sig = parse("add(1, 2) | mul(3)").unwrap();
+    let run = tokio::spawn(async move { d.run(&sig).await });
+    let taken = tokio::time::timeout(DEADLINE, node.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        taken.message.to_json().unwrap(),
+        json!({"args": [1, 2], "kwargs": {}})
+    );
+    drop(taken);
+    drop(node);
+    // Another node serves `add`: the retried call is done there.
+    w.ensure_roles(&parse("add(0, 0)").unwrap()).await.unwrap();
+    let result = tokio::time::timeout(DEADLINE, run).await.unwrap().unwrap();
+    assert_eq!(result.unwrap(), json!(9));
+    assert_eq!(w.dispatcher().retries(), 1);
+    w.shutdown(DEADLINE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflow_without_an_answer_times_out_naming_the_task() {
     let options = DispatchOptions {
         timeout: Duration::from_millis(100),

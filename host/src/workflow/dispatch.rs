@@ -11,7 +11,8 @@
 //!
 //! A call with no answer within [`DispatchOptions::timeout`] (a lost message, a dead
 //! node) is sent again under the same id, after an exponential backoff, up to
-//! [`DispatchOptions::retries`] times; so is one nacked as `unavailable`. A late answer
+//! [`DispatchOptions::retries`] times; so is one nacked as `unavailable` or dropped by a
+//! participant that stopped while holding it (its node died). A late answer
 //! to an earlier attempt counts as the answer. Groups, chord headers, map, starmap and
 //! chunks are dispatched in parallel; results are collected in call order.
 
@@ -324,7 +325,7 @@ impl Run<'_> {
         }
     }
 
-    /// Sends one task call and waits for its answer, retrying lost and unavailable ones.
+    /// Sends one task call and waits for its answer, retrying lost, unavailable and dropped ones.
     async fn call(&self, call: TaskCall) -> Result<Value, WorkflowError> {
         let inner = self.inner;
         let opts = &inner.options;
@@ -355,7 +356,7 @@ impl Run<'_> {
             }
             match tokio::time::timeout(opts.timeout, rx).await {
                 Ok(Ok(Ok(value))) => return Ok(value),
-                Ok(Ok(Err(reason))) if reason.contains(": unavailable: ") => {
+                Ok(Ok(Err(reason))) if retryable(&reason) => {
                     unavailable = Some(reason);
                 }
                 Ok(Ok(Err(reason))) => {
@@ -381,6 +382,12 @@ impl Run<'_> {
             },
         })
     }
+}
+
+/// Whether a dead letter's reason means "try again": the task was `unavailable`, or
+/// the participant holding it stopped mid-way (a node dying with the task).
+fn retryable(reason: &str) -> bool {
+    reason.contains(": unavailable: ") || reason.starts_with("dropped unsettled")
 }
 
 /// Member results in call order; the first failure in call order fails the whole.
