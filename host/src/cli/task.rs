@@ -27,7 +27,7 @@ pub struct TaskArgs {
     /// How long one attempt of a task waits for its answer.
     #[arg(long, default_value = "10s", value_parser = duration)]
     timeout: Duration,
-    /// Attempts after the first when a task times out.
+    /// Attempts after the first when a task times out, is `unavailable` or its participant dies.
     #[arg(long, default_value_t = 3)]
     retries: u32,
     /// Wait before the first retry (doubled after each).

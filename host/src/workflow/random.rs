@@ -1,5 +1,6 @@
-//! Random well-typed workflow trees over the shipped tasks, for property tests: every
-//! tree evaluates without a task failure, so results can be compared exactly.
+//! Random well-typed workflow trees over the shipped tasks, for property tests: a tree
+//! from [`Rng::new`] evaluates without a task failure, so results can be compared
+//! exactly; [`Rng::with_failures`] plants failing calls to compare failures too.
 
 use serde_json::{Map, Value};
 
@@ -7,18 +8,33 @@ use super::signature::{Signature, TaskCall};
 
 /// A small deterministic generator (SplitMix64); the same seed gives the same trees.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng {
+    state: u64,
+    fail_one_in: u64,
+}
 
 impl Rng {
-    /// A generator from `seed`.
+    /// A generator from `seed` of trees that never fail.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng {
+            state: seed,
+            fail_one_in: 0,
+        }
+    }
+
+    /// A generator from `seed` whose task steps fail one time in `n` (a string argument
+    /// to an arithmetic task).
+    pub fn with_failures(seed: u64, n: u64) -> Rng {
+        Rng {
+            state: seed,
+            fail_one_in: n,
+        }
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
@@ -129,6 +145,14 @@ fn standalone(rng: &mut Rng, free: bool) -> (Signature, Kind) {
 
 /// A task step consuming a previous result of kind `parent`, or a standalone one.
 fn leaf(rng: &mut Rng, parent: Option<Kind>) -> (Signature, Kind) {
+    if rng.fail_one_in > 0 && rng.below(rng.fail_one_in) == 0 {
+        let x = Value::from("x");
+        let args = match parent {
+            None => vec![x, rng.small()],
+            Some(_) => vec![x],
+        };
+        return (call(binary(rng), args, false), Kind::Num);
+    }
     let consume = rng.below(3) > 0;
     match parent {
         None if consume => (
