@@ -14,6 +14,7 @@
 //! - [`transport`]: the `Transport` trait, its in-process, MQTT and AMQP backends;
 //! - [`discovery`]: MsgFlo discovery messages and the task re-sending them;
 //! - [`network`]: a running graph built from the above;
+//! - [`workflow`]: Celery-style workflows (chain, group, chord, ...) over task roles;
 //! - [`live`]: live coding: file watching, source rebuilds, swapping new versions in;
 //! - [`message`], [`fault`]: the shared vocabulary;
 //! - [`cli`]: the `wasmflo` command (the only place `anyhow` is used).
@@ -33,3 +34,4 @@ pub mod participant;
 pub mod protocol;
 pub mod runtime;
 pub mod transport;
+pub mod workflow;

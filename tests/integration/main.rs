@@ -15,3 +15,4 @@ mod msgflo_interop;
 mod protocol;
 mod sandbox;
 mod support;
+mod workflow;

@@ -8,6 +8,7 @@ mod participant;
 mod run;
 mod send;
 mod setup;
+mod task;
 mod validate;
 
 use std::path::PathBuf;
@@ -46,6 +47,8 @@ enum Command {
     Send(send::SendArgs),
     /// Print the messages of a queue on a broker, one JSON per line.
     Dump(dump::DumpArgs),
+    /// Run a workflow (chain, group, chord, map, ...) of tasks and print its result.
+    Task(task::TaskArgs),
 }
 
 /// Engine settings shared by every subcommand.
@@ -102,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::Setup(args) => setup::setup(&cli.engine, args),
         Command::Send(args) => send::send(args),
         Command::Dump(args) => dump::dump(args),
+        Command::Task(args) => task::task(&cli.engine, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
