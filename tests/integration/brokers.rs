@@ -733,3 +733,44 @@ async fn amqp_setup_makes_roundrobin_and_deadletter_bindings() {
         .expect("send");
     assert_eq!(&next(&mut dead).await.data[..], br#""nack""#);
 }
+
+// --- participant --watch: a live swap on a broker ----------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_participant_swaps_a_rewritten_component_live() {
+    let Some(url) = broker(MQTT) else {
+        return;
+    };
+    let r = role("live");
+    let dir = scratch(&r);
+    let file = dir.join("Repeat.wasm");
+    let original =
+        std::fs::read(wasmflo_host::component::components_dir().join("core/Repeat.wasm"))
+            .expect("read");
+    std::fs::write(&file, &original).expect("write");
+    let t = client(url).await;
+    let mut out = consume(&t, &format!("{r}.OUT")).await;
+
+    let mut cmd = cli();
+    cmd.arg("participant")
+        .arg(format!("{r}={}", file.display()))
+        .args(["--broker", url, "--watch"]);
+    let mut p = Running::spawn(cmd);
+    p.stdout_line(&format!("ready {r}")).await;
+    p.stderr_line("watching").await;
+
+    let next_version = crate::live::with_custom_section(&original, "broker-watch-test", b"v2");
+    let tmp = dir.join("Repeat.tmp");
+    std::fs::write(&tmp, &next_version).expect("write");
+    std::fs::rename(&tmp, &file).expect("rename");
+    let version = wasmflo_host::component::hash_bytes(&next_version);
+    p.stderr_line(&format!("now running version {}", &version[..12]))
+        .await;
+
+    // The new code serves the role's queue on the broker.
+    t.send_to_queue(&format!("{r}.IN"), Message::json_text("42"))
+        .await
+        .expect("send");
+    let echoed: Value = serde_json::from_slice(&next(&mut out).await.data).expect("JSON");
+    assert_eq!(echoed, json!(42));
+}

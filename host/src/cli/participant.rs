@@ -16,6 +16,7 @@ use super::broker::{BrokerArgs, client_id, spawn_discovery, stop_signal};
 use crate::component::{Resolver, components_dir};
 use crate::discovery::Participant;
 use crate::graph::{Graph, Process};
+use crate::live::{WatchOptions, watch_components};
 use crate::network::{Network, Source};
 
 /// Arguments of `wasmflo participant`.
@@ -29,6 +30,10 @@ pub struct ParticipantArgs {
     /// How long shutdown lets the message being processed finish.
     #[arg(long, default_value = "5s", value_parser = super::run::duration)]
     grace: Duration,
+    /// Live coding: swap in a component's new version when its file changes (and
+    /// rebuild Rust components of this workspace when their sources change).
+    #[arg(long)]
+    watch: bool,
 }
 
 /// The graph of unconnected processes the arguments describe.
@@ -60,7 +65,7 @@ pub(super) fn participant(engine: &EngineArgs, args: ParticipantArgs) -> anyhow:
     let graph = graph(&args.roles)?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let resolver = Resolver::new(components_dir(), cwd);
-    let loader = engine.loader()?;
+    let loader = std::sync::Arc::new(engine.loader()?);
     let names: Vec<&str> = graph.processes.keys().map(String::as_str).collect();
     let id = client_id(&format!("participant-{}", names.join("-")));
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -81,6 +86,19 @@ pub(super) fn participant(engine: &EngineArgs, args: ParticipantArgs) -> anyhow:
             tracing::info!("participant {} ({}) announced", p.role, p.component);
             println!("ready {}", p.role);
         });
+        let _watch = if args.watch {
+            let opts = WatchOptions {
+                rebuild: true,
+                ..WatchOptions::default()
+            };
+            Some(watch_components(
+                network.swapper().clone(),
+                loader.clone(),
+                opts,
+            )?)
+        } else {
+            None
+        };
         stop_signal().await?;
         tracing::info!("stopping");
         network.shutdown(args.grace).await;
