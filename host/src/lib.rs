@@ -14,6 +14,7 @@
 //! - [`transport`]: the `Transport` trait and its in-process backend;
 //! - [`network`]: a running graph built from the above;
 //! - [`live`]: live coding: file watching, source rebuilds, swapping new versions in;
+//! - [`scaling`]: autoscaling policies (guv's and by deadline), its config and simulator;
 //! - [`message`], [`fault`]: the shared vocabulary;
 //! - [`cli`]: the `wasmflo` command (the only place `anyhow` is used).
 
@@ -30,4 +31,5 @@ pub mod network;
 pub mod participant;
 pub mod protocol;
 pub mod runtime;
+pub mod scaling;
 pub mod transport;

@@ -1,0 +1,3 @@
+//! Scaling benchmark: simulated cost and deadline misses per load shape (filled in below).
+
+fn main() {}

@@ -1,0 +1,13 @@
+//! Autoscaling by deadline: guv's configuration, queueing formulas, policies, simulation.
+//!
+//! Everything here is pure (sans-IO): a host feeds [`policy::Inputs`] from its transports
+//! and instance pools and applies the [`policy::Decision`]; the simulator drives the same
+//! policies with a discrete-event model of arrivals, service and instance start times.
+//!
+//! - [`config`]: guv's YAML/JSON format (`'*'` defaults, short names, unknown keys rejected);
+//! - [`queueing`]: Erlang C and Whitt's GI/G/m approximation;
+//! - [`policy`]: the [`policy::Policy`] trait, guv's algorithm and our deadline policy;
+//! - [`simulate`]: load shapes, the discrete-event simulator and the clairvoyant bound.
+
+pub mod config;
+pub mod queueing;
