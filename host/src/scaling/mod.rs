@@ -10,4 +10,5 @@
 //! - [`simulate`]: load shapes, the discrete-event simulator and the clairvoyant bound.
 
 pub mod config;
+pub mod policy;
 pub mod queueing;
