@@ -10,5 +10,7 @@
 //! - [`simulate`]: load shapes, the discrete-event simulator and the clairvoyant bound.
 
 pub mod config;
+pub mod load;
 pub mod policy;
 pub mod queueing;
+pub mod simulate;

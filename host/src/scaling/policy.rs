@@ -368,6 +368,24 @@ impl Policy for DeadlinePolicy {
     }
 }
 
+/// A fixed number of instances, whatever the load (the "provision for the peak" baseline).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedPolicy(pub u32);
+
+impl Policy for FixedPolicy {
+    fn name(&self) -> &'static str {
+        "fixed"
+    }
+
+    fn decide(&self, _inputs: &Inputs<'_>) -> Decision {
+        Decision {
+            estimate: self.0,
+            wanted: self.0,
+            instances: Some(self.0),
+        }
+    }
+}
+
 /// The arrival rate `ahead` seconds from now if the trend of the last `ahead` seconds (at
 /// least a minute) goes on; never below `rate`.
 fn predicted_rate(inputs: &Inputs<'_>, rate: f64, ahead: f64) -> f64 {
