@@ -3,6 +3,7 @@
 mod graph;
 mod inspect;
 mod run;
+mod simulate;
 mod validate;
 
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ enum Command {
     Graph(graph::GraphArgs),
     /// Check a graph's syntax and consistency; loads no component.
     Validate(validate::ValidateArgs),
+    /// Simulate a guv scaling configuration under a load (or show its capacity).
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Engine settings shared by every subcommand.
@@ -85,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::inspect(&cli.engine, args),
         Command::Graph(args) => graph::graph(args),
         Command::Validate(args) => validate::validate(args),
+        Command::Simulate(args) => simulate::simulate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,8 +7,11 @@
 //! - [`config`]: guv's YAML/JSON format (`'*'` defaults, short names, unknown keys rejected);
 //! - [`queueing`]: Erlang C and Whitt's GI/G/m approximation;
 //! - [`policy`]: the [`policy::Policy`] trait, guv's algorithm and our deadline policy;
-//! - [`simulate`]: load shapes, the discrete-event simulator and the clairvoyant bound.
+//! - [`load`]: the load shapes and CSV traces;
+//! - [`simulate`]: the discrete-event simulator and the clairvoyant bound;
+//! - [`compare`]: one trace under the tested policy, guv's, fixed maximum and clairvoyant.
 
+pub mod compare;
 pub mod config;
 pub mod load;
 pub mod policy;

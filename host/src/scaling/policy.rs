@@ -18,12 +18,22 @@
 //!     flapping KEDA users report). The steady-state term sizes from λ: the fewest instances
 //!     `n` for which an arrival's wait plus its processing stays within the deadline with the
 //!     configured percentile, by Erlang C with Whitt's GI/G/m correction for the measured
-//!     processing spread. The miss budget `1 − p` is split evenly between waiting too long
-//!     and processing too long (a union bound), with processing times taken as lognormal
-//!     with the measured mean and standard deviation.
-//!   - *Backlog.* Jobs already waiting beyond those in service must be drained while new
-//!     work keeps coming (the fluid bound of the reference, 3.5):
-//!     `n ≥ (Q_wait / A + λ)·P / k`, where `A` is the time left after the start time and the
+//!     processing spread: `P(W_q + S > D) ≤ 1 − p`, with processing times taken as
+//!     lognormal with the measured mean and standard deviation and the wait of those who
+//!     wait as exponential ([`Station::response_tail_lognormal`]).
+//!   - *A standing queue when the deadline allows one.* With a deadline long against the
+//!     processing time (guv's default is 60 s for 10 s jobs), the cheapest way to meet it is
+//!     not Erlang C's headroom (which needs ρ < 1 at every moment, so ⌊a⌋ + 1 instances for
+//!     an offered load a) but a controlled queue: let up to half the slack (deadline minus
+//!     start time minus the processing percentile) be spent waiting, i.e. `λ·slack/2` jobs
+//!     by Little's law, and run the instances that bring the queue back to that level within
+//!     the slack while λ keeps coming (`((Q_wait − λ·slack/2)/slack + λ)·P/k`), never fewer
+//!     than the ⌊a⌋ instances the arrival rate keeps busy (so an empty queue never sends a
+//!     busy role to its minimum). guv reaches such a standing queue by accident; here it is
+//!     sized. This *buffered* regime applies when that queue is at least as many jobs as the
+//!     Erlang-C instances' slots; otherwise (tight deadlines, slow starts) the role is sized
+//!     by Erlang C and drains its backlog by the fluid bound of the reference, 3.5:
+//!     `n ≥ (Q_wait / A + λ)·P / k`, `A` the time left after the start time and the
 //!     processing percentile (at least one processing time, guv's #94 fix).
 //!   - *Start time.* Instances asked for now serve only after the start time `b`; when `b`
 //!     spans more than one poll interval, the steady-state term plans for the arrival rate
@@ -286,11 +296,14 @@ impl DeadlinePolicy {
             return 0;
         }
         let k = role.concurrency.max(1);
-        let miss = (1.0 - role.percentile / 100.0) / 2.0;
         let p = processing.mean.max(1e-9);
         let service_scv = (processing.stddev / p).powi(2);
-        let service_q = lognormal_quantile(p, processing.stddev, 1.0 - miss);
-        let wait_budget = (role.deadline.as_secs_f64() - service_q).max(0.0);
+        let deadline = role.deadline.as_secs_f64();
+        let allowed = 1.0 - role.percentile / 100.0;
+        let idle = Station::mmm(1, 0.0, p).response_tail_lognormal(deadline, processing.stddev);
+        // Misses that waiting may add; when processing alone already misses the budget,
+        // waiting may add a tenth of it on top.
+        let budget = (allowed - idle).max(allowed / 10.0);
         let first = saturate((arrival_rate * p / f64::from(k)).floor()).max(1);
         for n in first..=limit.max(first) {
             let station = Station {
@@ -300,11 +313,42 @@ impl DeadlinePolicy {
                 arrival_scv: 1.0,
                 service_scv,
             };
-            if station.is_stable() && station.wait_tail(wait_budget) <= miss {
+            if station.is_stable()
+                && station.response_tail_lognormal(deadline, processing.stddev) - idle <= budget
+            {
                 return n;
             }
         }
         limit.saturating_add(1)
+    }
+
+    /// The queue controller of the buffered regime: instances that bring the waiting jobs
+    /// back to the standing queue the deadline allows (`BUFFER_SHARE` of the time left after
+    /// start time and processing, at `arrival_rate`, by Little's law), never fewer than the
+    /// whole instances the arrival rate keeps busy; with that allowance in jobs. `None` when
+    /// the deadline leaves no time for waiting.
+    pub fn buffered_instances(
+        role: &RoleConfig,
+        processing: ProcessingStats,
+        waiting: f64,
+        arrival_rate: f64,
+        start_time: f64,
+    ) -> Option<(u32, f64)> {
+        let k = f64::from(role.concurrency.max(1));
+        let miss = 1.0 - role.percentile / 100.0;
+        let service_q = lognormal_quantile(processing.mean, processing.stddev, 1.0 - miss);
+        let slack = role.deadline.as_secs_f64() - service_q - start_time;
+        if slack <= 0.0 {
+            return None;
+        }
+        let buffer = BUFFER_SHARE * slack;
+        let allowed = arrival_rate * buffer;
+        let busy = arrival_rate * processing.mean / k;
+        let control = ((waiting - allowed) / slack + arrival_rate) * processing.mean / k;
+        Some((
+            saturate(control.ceil()).max(saturate(busy.floor())),
+            allowed,
+        ))
     }
 
     /// Instances to drain `waiting` jobs within the time left while `arrival_rate` continues.
@@ -356,7 +400,15 @@ impl Policy for DeadlinePolicy {
         let drain = Self::drain_instances(role, processing, waiting, rate, start);
         // Anything in the queue needs at least one instance.
         let any = u32::from(inputs.backlog > 0);
-        let wanted = steady.max(drain).max(any);
+        let buffered = Self::buffered_instances(role, processing, waiting, planned_rate, start);
+        let wanted = match buffered {
+            // The deadline leaves room for a standing queue of at least the steady-state
+            // slots: let it absorb the randomness and run at the arrival rate.
+            Some((n, allowed)) if allowed >= f64::from(steady.saturating_mul(role.concurrency)) => {
+                n.max(any)
+            }
+            _ => steady.max(drain).max(any),
+        };
         let estimate = wanted.clamp(role.minimum, role.maximum);
         let since = inputs.now.saturating_sub(inputs.history_window);
         let highest = inputs.history.since(since).map(|s| s.estimate).max();
@@ -367,6 +419,9 @@ impl Policy for DeadlinePolicy {
         }
     }
 }
+
+/// Share of the deadline's slack a standing queue may use in the buffered regime.
+const BUFFER_SHARE: f64 = 0.5;
 
 /// A fixed number of instances, whatever the load (the "provision for the peak" baseline).
 #[derive(Debug, Clone, Copy)]

@@ -119,6 +119,78 @@ impl Station {
     }
 }
 
+impl Station {
+    /// P(W_q + S > d) with lognormal service times of this mean and `service_stddev`:
+    /// `P(S > d) + C · ∫₀^d f_S(s) · exp(−(d − s)/w) ds`, with `w = E[W_q] / C` (the wait
+    /// of those who wait is taken as exponential, exact for M/M/m).
+    pub fn response_tail_lognormal(&self, d: f64, service_stddev: f64) -> f64 {
+        let c = self.wait_probability();
+        let mean = self.mean_wait();
+        let (mu, sigma) = lognormal_params(self.service_mean, service_stddev);
+        let service_tail = |x: f64| {
+            if x <= 0.0 {
+                1.0
+            } else if sigma == 0.0 {
+                if self.service_mean > x { 1.0 } else { 0.0 }
+            } else {
+                normal_tail((x.ln() - mu) / sigma)
+            }
+        };
+        if !mean.is_finite() {
+            return 1.0;
+        }
+        let beyond = service_tail(d);
+        if c <= 0.0 || mean <= 0.0 || d <= 0.0 {
+            return beyond;
+        }
+        let w = mean / c;
+        if sigma == 0.0 {
+            let waited = if self.service_mean < d {
+                (-(d - self.service_mean) / w).exp()
+            } else {
+                0.0
+            };
+            return (beyond + c * waited).min(1.0);
+        }
+        // Integrate over z = (ln s − μ)/σ up to ln d with Simpson's rule; beyond ±8σ the
+        // density is negligible.
+        let top = ((d.ln() - mu) / sigma).min(8.0);
+        let bottom = -8.0;
+        if top <= bottom {
+            return beyond;
+        }
+        let steps = 96;
+        let h = (top - bottom) / f64::from(steps);
+        let f = |z: f64| {
+            let s = (mu + sigma * z).exp();
+            let density = (-z * z / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            density * (-(d - s) / w).exp()
+        };
+        let mut sum = f(bottom) + f(top);
+        for i in 1..steps {
+            let weight = if i % 2 == 1 { 4.0 } else { 2.0 };
+            sum += weight * f(bottom + h * f64::from(i));
+        }
+        (beyond + c * sum * h / 3.0).min(1.0)
+    }
+}
+
+/// P(Z > z) for a standard normal Z (Abramowitz–Stegun 7.1.26 via erfc, |ε| < 1.5e-7).
+pub fn normal_tail(z: f64) -> f64 {
+    let x = z / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erfc = poly * (-x * x).exp();
+    if x >= 0.0 {
+        erfc / 2.0
+    } else {
+        1.0 - erfc / 2.0
+    }
+}
+
 /// Erlang B by the stable recursion B(k) = a·B(k−1) / (k + a·B(k−1)).
 pub fn erlang_b(servers: u32, load: f64) -> f64 {
     let mut b = 1.0;
@@ -342,6 +414,34 @@ mod tests {
         );
         assert_eq!(Station::mmm(20, 1.0, 1.0).wait_quantile(0.99), 0.0);
         assert!(Station::mmm(2, 3.0, 1.0).wait_quantile(0.99).is_infinite());
+    }
+
+    #[test]
+    fn response_tail() {
+        // No queueing: only processing can be late.
+        let idle = Station::mmm(50, 0.001, 2.0);
+        close(
+            idle.response_tail_lognormal(5.0, 1.0),
+            normal_tail((5f64.ln() - lognormal_params(2.0, 1.0).0) / lognormal_params(2.0, 1.0).1),
+            1e-6,
+        );
+        // Nearly deterministic processing: C·exp(−(d − P)/w).
+        let s = Station {
+            servers: 12,
+            arrival_rate: 10.0,
+            service_mean: 1.0,
+            arrival_scv: 1.0,
+            service_scv: 1.0,
+        };
+        let w = s.mean_wait() / s.wait_probability();
+        let expected = s.wait_probability() * (-(3.0 - 1.0) / w).exp();
+        close(s.response_tail_lognormal(3.0, 1e-4), expected, 1e-4);
+        close(s.response_tail_lognormal(3.0, 0.0), expected, 1e-12);
+        // More spread, more misses; a later deadline, fewer.
+        assert!(s.response_tail_lognormal(3.0, 0.5) > s.response_tail_lognormal(3.0, 1e-4));
+        assert!(s.response_tail_lognormal(4.0, 0.5) < s.response_tail_lognormal(3.0, 0.5));
+        close(normal_tail(2.326_347_874), 0.01, 2e-7);
+        close(normal_tail(-1.0), 0.841_344_746, 2e-7);
     }
 
     #[test]

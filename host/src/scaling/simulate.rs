@@ -13,12 +13,12 @@
 //! still queued at the end count as misses if already older than the deadline.
 //!
 //! The *clairvoyant* cost is what an oracle pays that knows the rate of each minute in
-//! advance, starts instances instantly, and runs in each minute exactly the fewest instances
-//! (within minimum and maximum) that meet the deadline percentile at that minute's rate by
-//! the same queueing model ([`DeadlinePolicy::steady_instances`]). It ignores the random
-//! fluctuations around the rate, so it is the floor for a policy that meets the percentile
-//! on average, not for every policy; the absolute floor (total processing time divided by
-//! concurrency, every instance busy all the time) is reported as well.
+//! advance, starts instances instantly, and keeps them all busy: per minute, exactly the
+//! work that minute brings (`λ·P/k` instance-seconds per second, fractional), but never
+//! fewer than the minimum nor more than the maximum. No policy does the expected work with
+//! less, so it is a lower bound; it is not reachable (it leaves no headroom for the
+//! randomness of arrivals and processing). [`Outcome::busy_floor`] is the same floor
+//! measured on the simulated jobs, without the minimum.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -388,14 +388,13 @@ fn observe<'a>(scenario: &'a Scenario, history: &'a History) -> Inputs<'a> {
     }
 }
 
-/// The clairvoyant cost in instance-seconds (module docs): per minute, the fewest
-/// instances meeting the deadline percentile at that minute's mean rate.
+/// The clairvoyant cost in instance-seconds (module docs): per minute, exactly the work
+/// the minute's arrival rate brings (`λ·P/k` instances, fractional), within minimum and
+/// maximum.
 pub fn clairvoyant(scenario: &Scenario) -> f64 {
     let role = &scenario.role;
-    let stats = ProcessingStats {
-        mean: role.processing.as_secs_f64(),
-        stddev: role.stddev.as_secs_f64(),
-    };
+    let per_instance = role.processing.as_secs_f64() / f64::from(role.concurrency.max(1));
+    let (low, high) = (f64::from(role.minimum), f64::from(role.maximum));
     let step: f64 = 60.0;
     let mut total = 0.0;
     let mut t = 0.0;
@@ -407,8 +406,7 @@ pub fn clairvoyant(scenario: &Scenario) -> f64 {
             .map(|i| scenario.rate(t + width * (f64::from(i) + 0.5) / f64::from(samples)))
             .sum::<f64>()
             / f64::from(samples);
-        let n = DeadlinePolicy::steady_instances(role, stats, rate, role.maximum);
-        total += f64::from(n.clamp(role.minimum, role.maximum)) * width;
+        total += (rate * per_instance).clamp(low, high) * width;
         t += step;
     }
     total

@@ -78,7 +78,6 @@ fn start_time_delays_service() {
     let fast = run(&scenario, &DeadlinePolicy);
     scenario.start_time = Duration::from_secs(45);
     let slow = run(&scenario, &DeadlinePolicy);
-    assert!(slow.mean_wait > fast.mean_wait, "{fast:?} {slow:?}");
     assert!(
         slow.instance_seconds > fast.instance_seconds,
         "{fast:?} {slow:?}"
