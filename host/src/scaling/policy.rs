@@ -344,7 +344,8 @@ impl DeadlinePolicy {
         let buffer = BUFFER_SHARE * slack;
         let allowed = arrival_rate * buffer;
         let busy = arrival_rate * processing.mean / k;
-        let control = ((waiting - allowed) / slack + arrival_rate) * processing.mean / k;
+        let control =
+            ((waiting - allowed) / (slack + start_time) + arrival_rate) * processing.mean / k;
         Some((
             saturate(control.ceil()).max(saturate(busy.floor())),
             allowed,
@@ -400,7 +401,7 @@ impl Policy for DeadlinePolicy {
         let drain = Self::drain_instances(role, processing, waiting, rate, start);
         // Anything in the queue needs at least one instance.
         let any = u32::from(inputs.backlog > 0);
-        let buffered = Self::buffered_instances(role, processing, waiting, planned_rate, start);
+        let buffered = Self::buffered_instances(role, processing, waiting, rate, start);
         let wanted = match buffered {
             // The deadline leaves room for a standing queue of at least the steady-state
             // slots: let it absorb the randomness and run at the arrival rate.
@@ -410,7 +411,7 @@ impl Policy for DeadlinePolicy {
             _ => steady.max(drain).max(any),
         };
         let estimate = wanted.clamp(role.minimum, role.maximum);
-        let since = inputs.now.saturating_sub(inputs.history_window);
+        let since = inputs.now.saturating_sub(hold_window(inputs, start));
         let highest = inputs.history.since(since).map(|s| s.estimate).max();
         Decision {
             estimate,
@@ -418,6 +419,14 @@ impl Policy for DeadlinePolicy {
             instances: with_history(inputs.current, estimate, highest),
         }
     }
+}
+
+/// How long the deadline policy holds an estimate before scaling down: the `history`
+/// window, shortened to four start times (at least five polls) when instances start fast,
+/// since then scaling down too early costs a start time, not a deadline.
+fn hold_window(inputs: &Inputs<'_>, start: f64) -> Duration {
+    let fast = (inputs.poll_interval * 5).max(Duration::from_secs_f64(4.0 * start));
+    inputs.history_window.min(fast)
 }
 
 /// Share of the deadline's slack a standing queue may use in the buffered regime.

@@ -299,7 +299,12 @@ fn deadline_plans_ahead_for_start_time() {
 
 #[test]
 fn deadline_holds_on_the_way_down_then_steps_down() {
-    let config = deadline_config();
+    // Slow starts (30 s): the hold is the whole 60 s history window.
+    let config = ScalingConfig::parse(
+        "'*': {pollinterval: 1, history: 60}\n\
+         render: {p: 2, stddev: 1, d: 20, percentile: 99, min: 1, max: 20, boot: 30}",
+    )
+    .unwrap();
     let mut history = History::for_config(&config);
     let mut current = None;
     let mut counts = Vec::new();
@@ -344,4 +349,28 @@ fn deadline_does_not_flap_on_noisy_rates() {
         }
     }
     assert!(changes <= 2, "{changes} changes");
+}
+
+#[test]
+fn deadline_holds_briefly_when_instances_start_fast() {
+    // Starting costs 0 s here: the hold shrinks to five polls.
+    let config = deadline_config();
+    let mut history = History::for_config(&config);
+    let mut current = None;
+    let mut counts = Vec::new();
+    for t in 0..60u64 {
+        let rate = if t < 30 { 8.0 } else { 1.0 };
+        let d = deadline(&config, &history, t, 0, rate, current);
+        history.record(Sample {
+            at: Duration::from_secs(t),
+            estimate: d.estimate,
+            arrival_rate: rate,
+        });
+        if let Some(n) = d.instances {
+            current = Some(n);
+        }
+        counts.push(current.unwrap());
+    }
+    assert_eq!(counts[33], counts[29], "{counts:?}");
+    assert!(counts[36] < 5, "{counts:?}");
 }
