@@ -27,7 +27,7 @@
 //!     an offered load a) but a controlled queue: let up to half the slack (deadline minus
 //!     start time minus the processing percentile) be spent waiting, i.e. `λ·slack/2` jobs
 //!     by Little's law, and run the instances that bring the queue back to that level within
-//!     the slack while λ keeps coming (`((Q_wait − λ·slack/2)/slack + λ)·P/k`), never fewer
+//!     the slack while λ keeps coming (`((Q_wait − λ·slack/2)/(slack + b) + λ)·P/k`), never fewer
 //!     than the ⌊a⌋ instances the arrival rate keeps busy (so an empty queue never sends a
 //!     busy role to its minimum). guv reaches such a standing queue by accident; here it is
 //!     sized. This *buffered* regime applies when that queue is at least as many jobs as the
@@ -40,8 +40,14 @@
 //!     expected `b` from now, extrapolating a rising trend from the history (falling trends
 //!     are not extrapolated: scale-down is held anyway).
 //!   - *Hysteresis on the way down, none on the way up.* Up at once; down only to the highest
-//!     estimate of the last `history` seconds (time-based, not counted in samples), so noise in
-//!     the measured rate does not make instances come and go.
+//!     estimate of a time window (not a count of samples), so noise in the measured rate
+//!     and queue does not make instances come and go. The window is `history`, shortened to
+//!     four start times (at least five polls): removing an instance too early costs one
+//!     start time when it has to come back, so with 20 µs starts a long hold only wastes
+//!     instance-seconds, while with 45 s starts the full window avoids paying starts over
+//!     and over. For the same reason the buffered regime's queue control spreads its
+//!     correction over slack plus start time, and it plans with the measured rate (the
+//!     queue absorbs a rise), the Erlang-C regime with the extrapolated one.
 //!
 //! The result is clamped to `[minimum, maximum]`; [`Decision::wanted`] keeps the unclamped
 //! need so a host can alert when a role sits at its maximum and still needs more.
