@@ -14,7 +14,9 @@ fn config() -> ScalingConfig {
 fn mean_wait_matches_erlang_c_within_3_percent() {
     let config = ScalingConfig::parse("mm5: {p: 1, max: 5}").unwrap();
     let role = &config.roles[0];
-    let duration = 75_000.0;
+    // 1.2 million jobs at ρ = 0.8: seeds 1 to 8 all land within 3 % (worst 2.8 %); with
+    // 300,000 jobs the sampling error alone reaches 5 %.
+    let duration = 300_000.0;
     let mut scenario = Scenario::new(
         &config,
         role,
@@ -24,7 +26,7 @@ fn mean_wait_matches_erlang_c_within_3_percent() {
     scenario.service = ServiceTimes::Exponential;
     scenario.seed = 42;
     let outcome = run(&scenario, &FixedPolicy(5));
-    assert!(outcome.jobs >= 200_000, "{outcome:?}");
+    assert!(outcome.jobs >= 1_000_000, "{outcome:?}");
     let expected = Station::mmm(5, 4.0, 1.0).mmm_mean_wait();
     let error = (outcome.mean_wait - expected).abs() / expected;
     assert!(
