@@ -27,7 +27,9 @@
 //!     an offered load a) but a controlled queue: let up to half the slack (deadline minus
 //!     start time minus the processing percentile) be spent waiting, i.e. `λ·slack/2` jobs
 //!     by Little's law, and run the instances that bring the queue back to that level within
-//!     the slack while λ keeps coming (`((Q_wait − λ·slack/2)/(slack + b) + λ)·P/k`), never fewer
+//!     the slack while λ keeps coming (`((Q_wait − λ·slack/2)/(slack + b) + λ)·P/k`, rounded to
+//!     the nearest: the queue absorbs the fraction, where rounding up would hold a spare
+//!     instance for the whole hold window), never fewer
 //!     than the ⌊a⌋ instances the arrival rate keeps busy (so an empty queue never sends a
 //!     busy role to its minimum). guv reaches such a standing queue by accident; here it is
 //!     sized. This *buffered* regime applies when that queue is at least as many jobs as the
@@ -353,7 +355,7 @@ impl DeadlinePolicy {
         let control =
             ((waiting - allowed) / (slack + start_time) + arrival_rate) * processing.mean / k;
         Some((
-            saturate(control.ceil()).max(saturate(busy.floor())),
+            saturate(control.round()).max(saturate(busy.floor())),
             allowed,
         ))
     }
