@@ -9,8 +9,9 @@ use crate::runtime::parse_duration;
 use crate::scaling::compare::{HEADER, compare, rows};
 use crate::scaling::config::ScalingConfig;
 use crate::scaling::load::{SHAPES, Shape};
+use crate::scaling::picture::svg;
 use crate::scaling::policy::{DeadlinePolicy, GuvPolicy, Policy};
-use crate::scaling::simulate::capacity;
+use crate::scaling::simulate::{Scenario, capacity, run_traced};
 
 /// Arguments of `wasmflo simulate`.
 #[derive(Debug, clap::Args)]
@@ -43,6 +44,10 @@ pub struct SimulateArgs {
     /// Print, per role, which arrival rates the configuration can handle instead.
     #[arg(long)]
     capacity: bool,
+    /// Draw the tested policy's run as SVG (load, instances, backlog over time); with
+    /// several shapes or roles, `ROLE-SHAPE` is added to the file name.
+    #[arg(long, value_name = "FILE.svg")]
+    picture: Option<PathBuf>,
 }
 
 /// The policies `--policy` offers.
@@ -108,6 +113,7 @@ pub(super) fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         PolicyName::Deadline => &DeadlinePolicy,
         PolicyName::Guv => &GuvPolicy,
     };
+    let several = shapes.len() > 1 || roles.len() > 1;
     for role in roles {
         println!(
             "role {}: C = {:.3} jobs/s, deadline {:?} for {} %, poll {:?}",
@@ -122,7 +128,84 @@ pub(super) fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             let start = args.start_time.unwrap_or(role.boot);
             let c = compare(&config, role, shape, args.hours, start, args.seed, policy);
             print!("{}", rows(&c));
+            if let Some(path) = &args.picture {
+                let path = if several {
+                    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
+                    path.with_file_name(format!("{stem}-{}-{}.svg", role.name, shape.name()))
+                } else {
+                    path.clone()
+                };
+                let duration = shape.length().unwrap_or(args.hours * 3600.0);
+                let mut scenario = Scenario::new(&config, role, shape.clone(), duration);
+                scenario.start_time = start;
+                scenario.seed = args.seed;
+                let every = (duration / 2000.0).max(config.poll_interval.as_secs_f64());
+                let (_, trace) = run_traced(&scenario, policy, Some(every));
+                let title = format!(
+                    "{} on {}, {} policy, start time {start:?}",
+                    role.name,
+                    shape.name(),
+                    policy.name()
+                );
+                std::fs::write(&path, svg(&title, role, &trace))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("  picture: {}", path.display());
+            }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: PathBuf) -> SimulateArgs {
+        SimulateArgs {
+            config,
+            load: Some("spike".into()),
+            seed: 1,
+            policy: PolicyName::Deadline,
+            start_time: None,
+            hours: 7.0,
+            role: None,
+            capacity: false,
+            picture: None,
+        }
+    }
+
+    #[test]
+    fn bad_configs_name_the_file_role_and_key() {
+        let dir = std::env::temp_dir().join(format!("wasmflo-simulate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.guv.yaml");
+        std::fs::write(&path, "'*': {max: 4}\nrender: {p: 2, deadlin: 20}\n").unwrap();
+        let err = simulate(args(path.clone())).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("bad.guv.yaml"), "{text}");
+        assert!(
+            text.contains("role 'render': unknown key 'deadlin'"),
+            "{text}"
+        );
+
+        let good = dir.join("good.guv.yaml");
+        std::fs::write(
+            &good,
+            "'*': {pollinterval: 1}\nrender: {p: 2, d: 20, max: 4, boot: 0}\n",
+        )
+        .unwrap();
+        let mut a = args(good.clone());
+        a.picture = Some(dir.join("run.svg"));
+        simulate(a).unwrap();
+        let picture = std::fs::read_to_string(dir.join("run.svg")).unwrap();
+        assert!(picture.contains("render on spike"), "{picture}");
+        let mut a = args(good.clone());
+        a.capacity = true;
+        simulate(a).unwrap();
+        let mut a = args(good);
+        a.load = Some("no-such-shape".into());
+        let err = simulate(a).unwrap_err();
+        assert!(format!("{err:#}").contains("not a shape name"), "{err:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -9,11 +9,13 @@
 //! - [`policy`]: the [`policy::Policy`] trait, guv's algorithm and our deadline policy;
 //! - [`load`]: the load shapes and CSV traces;
 //! - [`simulate`]: the discrete-event simulator and the clairvoyant bound;
+//! - [`picture`]: a run drawn as SVG (load, instances, backlog over time);
 //! - [`compare`]: one trace under the tested policy, guv's, fixed maximum and clairvoyant.
 
 pub mod compare;
 pub mod config;
 pub mod load;
+pub mod picture;
 pub mod policy;
 pub mod queueing;
 pub mod simulate;

@@ -256,6 +256,32 @@ impl Sim<'_> {
 
 /// Runs `scenario` under `policy`.
 pub fn run(scenario: &Scenario, policy: &dyn Policy) -> Outcome {
+    run_traced(scenario, policy, None).0
+}
+
+/// One point of a run's trace, averaged or sampled over the trace interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TracePoint {
+    /// End of the interval, seconds.
+    pub at: f64,
+    /// Arrivals per second over the interval.
+    pub arrival_rate: f64,
+    /// Jobs waiting or in flight at its end.
+    pub backlog: u64,
+    /// Instances running or starting at its end.
+    pub instances: u32,
+}
+
+/// Runs `scenario` under `policy`, also recording a [`TracePoint`] every `every` seconds
+/// (at poll times) when asked.
+pub fn run_traced(
+    scenario: &Scenario,
+    policy: &dyn Policy,
+    every: Option<f64>,
+) -> (Outcome, Vec<TracePoint>) {
+    let mut trace = Vec::new();
+    let mut next_trace = every.unwrap_or(f64::INFINITY);
+    let mut arrivals_since_trace = 0u64;
     let role = &scenario.role;
     let p = role.processing.as_secs_f64();
     let service = match scenario.service {
@@ -331,6 +357,7 @@ pub fn run(scenario: &Scenario, policy: &dyn Policy) -> Outcome {
             if arrivals.unit() * peak <= scenario.rate(t) {
                 sim.outcome.jobs += 1;
                 arrivals_since_poll += 1;
+                arrivals_since_trace += 1;
                 sim.queue.push_back(t);
                 sim.dispatch();
             }
@@ -354,6 +381,17 @@ pub fn run(scenario: &Scenario, policy: &dyn Policy) -> Outcome {
                 sim.scale_to(n);
                 sim.dispatch();
             }
+            if t >= next_trace {
+                let interval = every.unwrap_or(1.0);
+                trace.push(TracePoint {
+                    at: t,
+                    arrival_rate: arrivals_since_trace as f64 / interval,
+                    backlog: sim.queue.len() as u64 + u64::from(sim.busy),
+                    instances: sim.instances(),
+                });
+                arrivals_since_trace = 0;
+                next_trace += interval;
+            }
             next_poll += poll;
         }
     }
@@ -364,7 +402,7 @@ pub fn run(scenario: &Scenario, policy: &dyn Policy) -> Outcome {
     } else {
         sim.total_wait / sim.served as f64
     };
-    sim.outcome
+    (sim.outcome, trace)
 }
 
 /// What the simulated host tells the policy before the backlog, rate and instances are known.
