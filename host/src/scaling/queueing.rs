@@ -1,7 +1,7 @@
 //! Queueing formulas the deadline policy sizes with: Erlang C (M/M/m) and Whitt's GI/G/m.
 //!
 //! Notation follows the reference notes: `m` servers (instances × concurrency), arrival
-//! rate λ, mean service time E[S] = 1/μ, offered load a = λ/μ, utilisation ρ = a/m, and the
+//! rate λ, mean service time `E[S] = 1/μ`, offered load a = λ/μ, utilisation ρ = a/m, and the
 //! squared coefficients of variation c_a² (inter-arrival) and c_s² (service).
 //!
 //! For general service times the mean wait is Whitt's (1993) refined approximation
@@ -36,7 +36,7 @@ impl Station {
         }
     }
 
-    /// Offered load a = λ·E[S], in Erlangs.
+    /// Offered load `a = λ·E[S]`, in Erlangs.
     pub fn offered_load(&self) -> f64 {
         self.arrival_rate * self.service_mean
     }
