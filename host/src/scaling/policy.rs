@@ -43,11 +43,11 @@
 //!     are not extrapolated: scale-down is held anyway).
 //!   - *Hysteresis on the way down, none on the way up.* Up at once; down only to the highest
 //!     estimate of a time window (not a count of samples), so noise in the measured rate
-//!     and queue does not make instances come and go. The window is `history`, shortened to
-//!     four start times (at least five polls): removing an instance too early costs one
-//!     start time when it has to come back, so with 20 µs starts a long hold only wastes
-//!     instance-seconds, while with 45 s starts the full window avoids paying starts over
-//!     and over. For the same reason the buffered regime's queue control spreads its
+//!     and queue does not make instances come and go. The window is one start time (at least
+//!     five polls, at most `history`): removing an instance too early costs a start time
+//!     when it has to come back, so holding an idle one for as long as that is the
+//!     rent-or-buy break-even (never more than twice the best choice in hindsight); with
+//!     20 µs starts a long hold would only waste instance-seconds. For the same reason the buffered regime's queue control spreads its
 //!     correction over slack plus start time, and it plans with the measured rate (the
 //!     queue absorbs a rise), the Erlang-C regime with the extrapolated one.
 //!
@@ -429,12 +429,13 @@ impl Policy for DeadlinePolicy {
     }
 }
 
-/// How long the deadline policy holds an estimate before scaling down: the `history`
-/// window, shortened to four start times (at least five polls) when instances start fast,
-/// since then scaling down too early costs a start time, not a deadline.
+/// How long the deadline policy holds an estimate before scaling down: one start time (at
+/// least five polls), at most the `history` window. Keeping an idle instance for as long as
+/// restarting it would take is the rent-or-buy break-even: it never costs more than twice the
+/// best choice in hindsight.
 fn hold_window(inputs: &Inputs<'_>, start: f64) -> Duration {
-    let fast = (inputs.poll_interval * 5).max(Duration::from_secs_f64(4.0 * start));
-    inputs.history_window.min(fast)
+    let break_even = (inputs.poll_interval * 5).max(Duration::from_secs_f64(start));
+    inputs.history_window.min(break_even)
 }
 
 /// Share of the deadline's slack a standing queue may use in the buffered regime.

@@ -299,10 +299,10 @@ fn deadline_plans_ahead_for_start_time() {
 
 #[test]
 fn deadline_holds_on_the_way_down_then_steps_down() {
-    // Slow starts (30 s): the hold is the whole 60 s history window.
+    // Slow starts (90 s): the hold is the whole 60 s history window.
     let config = ScalingConfig::parse(
         "'*': {pollinterval: 1, history: 60}\n\
-         render: {p: 2, stddev: 1, d: 20, percentile: 99, min: 1, max: 20, boot: 30}",
+         render: {p: 2, stddev: 1, d: 20, percentile: 99, min: 1, max: 20, boot: 90}",
     )
     .unwrap();
     let mut history = History::for_config(&config);
