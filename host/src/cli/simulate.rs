@@ -80,6 +80,9 @@ pub(super) fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     if roles.is_empty() {
         bail!("{file}: no roles to simulate");
     }
+    if !(args.hours.is_finite() && args.hours > 0.0) {
+        bail!("--hours must be a number above 0");
+    }
     if args.capacity {
         println!("role        max-inst  throughput/s  meets-deadline-up-to/s");
         for role in roles {

@@ -320,7 +320,12 @@ pub fn run_traced(
 
     let peak = scenario.shape.peak(scenario.capacity()).max(0.0);
     let poll = scenario.poll_interval.as_secs_f64().max(1e-3);
-    let end = scenario.duration;
+    // A run must end: a NaN or infinite duration runs nothing.
+    let end = if scenario.duration.is_finite() {
+        scenario.duration.max(0.0)
+    } else {
+        0.0
+    };
     let mut arrivals = SplitMix64::new(scenario.seed);
     let mut next_arrival = if peak > 0.0 {
         arrivals.exponential(1.0 / peak)
