@@ -398,7 +398,7 @@ impl Default for Timing {
 }
 
 fn secs(value: f64) -> Duration {
-    Duration::from_secs_f64(value.max(0.0))
+    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 fn number(value: &Yaml) -> Option<f64> {
@@ -420,7 +420,8 @@ fn invalid(role: &str, key: &str, expected: &'static str) -> ConfigError {
 fn seconds(role: &str, key: &str, value: &Yaml, allow_zero: bool) -> Result<Duration, ConfigError> {
     match number(value) {
         Some(v) if v.is_finite() && (v > 0.0 || (allow_zero && v == 0.0)) => {
-            Ok(Duration::from_secs_f64(v))
+            Duration::try_from_secs_f64(v)
+                .map_err(|_| invalid(role, key, "a number of seconds below 2^64"))
         }
         _ if allow_zero => Err(invalid(role, key, "a number of seconds, 0 or more")),
         _ => Err(invalid(role, key, "a number of seconds above 0")),

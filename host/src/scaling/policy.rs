@@ -169,15 +169,21 @@ impl History {
 
     /// A history long enough for `config`'s window (and guv's sample count).
     pub fn for_config(config: &ScalingConfig) -> Self {
-        Self::new(config.history + config.poll_interval * 2 + Duration::from_secs(60))
+        Self::new(
+            config
+                .history
+                .saturating_add(config.poll_interval.saturating_mul(2))
+                .saturating_add(Duration::from_secs(60)),
+        )
     }
 
     /// A history holding these estimates, one poll interval apart, ending before `now`.
     pub fn from_estimates(estimates: &[u32], poll: Duration, now: Duration) -> Self {
-        let mut history = Self::new(poll * (estimates.len() as u32 + 1));
-        let n = estimates.len() as u32;
+        let n = u32::try_from(estimates.len()).unwrap_or(u32::MAX);
+        let mut history = Self::new(poll.saturating_mul(n.saturating_add(1)));
         for (i, estimate) in estimates.iter().enumerate() {
-            let back = poll * (n - i as u32);
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let back = poll.saturating_mul(n.saturating_sub(i));
             history.record(Sample {
                 at: now.saturating_sub(back),
                 estimate: *estimate,
@@ -232,6 +238,14 @@ pub fn guv_workers(backlog: u64, role: &RoleConfig) -> u32 {
     let waiting = backlog.div_ceil(k) as f64 * p;
     let available = p.max(role.target.as_secs_f64() - p);
     saturate((waiting / available).ceil())
+}
+
+/// Seconds as a `Duration`, saturating (negative or NaN is zero).
+fn secs(value: f64) -> Duration {
+    if value.is_nan() || value <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(value).unwrap_or(Duration::MAX)
 }
 
 fn saturate(value: f64) -> u32 {
@@ -434,7 +448,7 @@ impl Policy for DeadlinePolicy {
 /// restarting it would take is the rent-or-buy break-even: it never costs more than twice the
 /// best choice in hindsight.
 fn hold_window(inputs: &Inputs<'_>, start: f64) -> Duration {
-    let break_even = (inputs.poll_interval * 5).max(Duration::from_secs_f64(start));
+    let break_even = (inputs.poll_interval.saturating_mul(5)).max(secs(start));
     inputs.history_window.min(break_even)
 }
 
@@ -463,7 +477,7 @@ impl Policy for FixedPolicy {
 /// least a minute) goes on; never below `rate`.
 fn predicted_rate(inputs: &Inputs<'_>, rate: f64, ahead: f64) -> f64 {
     let span = ahead.max(60.0);
-    let since = inputs.now.saturating_sub(Duration::from_secs_f64(span));
+    let since = inputs.now.saturating_sub(secs(span));
     let Some(oldest) = inputs.history.since(since).next() else {
         return rate;
     };

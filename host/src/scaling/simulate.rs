@@ -188,7 +188,8 @@ impl Sim<'_> {
     }
 
     fn instances(&self) -> u32 {
-        self.ready + self.starting.len() as u32
+        let starting = u32::try_from(self.starting.len()).unwrap_or(u32::MAX);
+        self.ready.saturating_add(starting)
     }
 
     fn advance(&mut self, to: f64) {
@@ -235,7 +236,7 @@ impl Sim<'_> {
             self.starting.pop_back();
         }
         let k = self.scenario.role.concurrency.max(1);
-        while self.ready > self.target && self.busy <= (self.ready - 1) * k {
+        while self.ready > self.target && self.busy <= (self.ready - 1).saturating_mul(k) {
             self.ready -= 1;
         }
     }
@@ -312,7 +313,11 @@ pub fn run_traced(
         service,
     };
     // Start with the instances the policy asks for at no load, already running.
-    let mut history = History::new(scenario.history_window + scenario.poll_interval * 4);
+    let mut history = History::new(
+        scenario
+            .history_window
+            .saturating_add(scenario.poll_interval.saturating_mul(4)),
+    );
     let initial = policy.decide(&observe(scenario, &history));
     sim.ready = initial.instances.unwrap_or(role.minimum);
     sim.target = sim.ready;
@@ -370,7 +375,7 @@ pub fn run_traced(
         } else {
             rate_estimate += alpha * (arrivals_since_poll as f64 / poll - rate_estimate);
             arrivals_since_poll = 0;
-            let now = Duration::from_secs_f64(t);
+            let now = Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX);
             let mut inputs = observe(scenario, &history);
             inputs.now = now;
             inputs.backlog = sim.queue.len() as u64 + u64::from(sim.busy);
