@@ -16,6 +16,7 @@
 //! - [`network`]: a running graph built from the above;
 //! - [`workflow`]: Celery-style workflows (chain, group, chord, ...) over task roles;
 //! - [`live`]: live coding: file watching, source rebuilds, swapping new versions in;
+//! - [`scaling`]: autoscaling policies (guv's and by deadline), its config and simulator;
 //! - [`message`], [`fault`]: the shared vocabulary;
 //! - [`cli`]: the `wasmflo` command (the only place `anyhow` is used).
 
@@ -33,5 +34,6 @@ pub mod network;
 pub mod participant;
 pub mod protocol;
 pub mod runtime;
+pub mod scaling;
 pub mod transport;
 pub mod workflow;

@@ -8,6 +8,7 @@ mod participant;
 mod run;
 mod send;
 mod setup;
+mod simulate;
 mod task;
 mod validate;
 
@@ -49,6 +50,8 @@ enum Command {
     Dump(dump::DumpArgs),
     /// Run a workflow (chain, group, chord, map, ...) of tasks and print its result.
     Task(task::TaskArgs),
+    /// Simulate a guv scaling configuration under a load (or show its capacity).
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Engine settings shared by every subcommand.
@@ -106,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::Send(args) => send::send(args),
         Command::Dump(args) => dump::dump(args),
         Command::Task(args) => task::task(&cli.engine, args),
+        Command::Simulate(args) => simulate::simulate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

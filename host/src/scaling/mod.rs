@@ -1,0 +1,21 @@
+//! Autoscaling by deadline: guv's configuration, queueing formulas, policies, simulation.
+//!
+//! Everything here is pure (sans-IO): a host feeds [`policy::Inputs`] from its transports
+//! and instance pools and applies the [`policy::Decision`]; the simulator drives the same
+//! policies with a discrete-event model of arrivals, service and instance start times.
+//!
+//! - [`config`]: guv's YAML/JSON format (`'*'` defaults, short names, unknown keys rejected);
+//! - [`queueing`]: Erlang C and Whitt's GI/G/m approximation;
+//! - [`policy`]: the [`policy::Policy`] trait, guv's algorithm and our deadline policy;
+//! - [`load`]: the load shapes and CSV traces;
+//! - [`simulate`]: the discrete-event simulator and the clairvoyant bound;
+//! - [`picture`]: a run drawn as SVG (load, instances, backlog over time);
+//! - [`compare`]: one trace under the tested policy, guv's, fixed maximum and clairvoyant.
+
+pub mod compare;
+pub mod config;
+pub mod load;
+pub mod picture;
+pub mod policy;
+pub mod queueing;
+pub mod simulate;
