@@ -114,6 +114,14 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A protocol runtime served in this process on a free port.
 async fn server(options: ServerOptions) -> (String, tokio::sync::oneshot::Sender<()>) {
+    server_on(options, Arc::new(MemoryTransport::new())).await
+}
+
+/// A protocol runtime on `transport`, served in this process on a free port.
+async fn server_on(
+    options: ServerOptions,
+    transport: Arc<dyn wasmflo_host::transport::Transport>,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("ws://{}", listener.local_addr().unwrap());
     let (events, _) = tokio::sync::broadcast::channel(1024);
@@ -124,7 +132,7 @@ async fn server(options: ServerOptions) -> (String, tokio::sync::oneshot::Sender
         },
         loader().clone(),
         Resolver::new(components_dir(), repo()),
-        Arc::new(MemoryTransport::new()),
+        transport,
         events.clone(),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -180,10 +188,13 @@ async fn expect(ws: &mut Ws, protocol: &str, command: &str) -> Value {
     }
 }
 
-async fn build_pipeline(ws: &mut Ws) {
+/// Builds `a`, `b`, `c` (named `{p}a`, ...: unique on a shared broker), exports `a.in`
+/// as `in` and `b.out`, `c.out` as `viab`, `viac`, and starts the network.
+async fn build_pipeline(ws: &mut Ws, p: &str) {
     send(ws, "graph", "clear", json!({"id": "g", "main": true})).await;
     expect(ws, "graph", "clear").await;
     for id in ["a", "b", "c"] {
+        let id = format!("{p}{id}");
         send(
             ws,
             "graph",
@@ -197,7 +208,7 @@ async fn build_pipeline(ws: &mut Ws) {
         ws,
         "graph",
         "addinport",
-        json!({"public": "in", "node": "a", "port": "in", "graph": "g"}),
+        json!({"public": "in", "node": format!("{p}a"), "port": "in", "graph": "g"}),
     )
     .await;
     expect(ws, "graph", "addinport").await;
@@ -206,7 +217,7 @@ async fn build_pipeline(ws: &mut Ws) {
             ws,
             "graph",
             "addoutport",
-            json!({"public": public, "node": node, "port": "out", "graph": "g"}),
+            json!({"public": public, "node": format!("{p}{node}"), "port": "out", "graph": "g"}),
         )
         .await;
         expect(ws, "graph", "addoutport").await;
@@ -235,22 +246,32 @@ async fn next_packet(ws: &mut Ws) -> (String, Value) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn edits_take_effect_in_the_running_network() {
-    let (addr, _stop) = server(ServerOptions::default()).await;
+fn edge(src: &str, tgt: &str) -> Value {
+    json!({"src": {"node": src, "port": "out"}, "tgt": {"node": tgt, "port": "in"}, "graph": "g"})
+}
+
+/// Live edits on `transport`: each takes effect for the next message after its reply.
+async fn edits_take_effect(transport: Arc<dyn wasmflo_host::transport::Transport>, p: &str) {
+    let (addr, _stop) = server_on(ServerOptions::default(), transport).await;
     let mut ws = connect(&addr).await;
-    build_pipeline(&mut ws).await;
+    build_pipeline(&mut ws, p).await;
+    let (a, b, c, d) = (
+        format!("{p}a"),
+        format!("{p}b"),
+        format!("{p}c"),
+        format!("{p}d"),
+    );
 
     // a -> b: after the reply, the next message reaches b.
-    send(&mut ws, "graph", "addedge", json!({"src": {"node": "a", "port": "out"}, "tgt": {"node": "b", "port": "in"}, "graph": "g"})).await;
+    send(&mut ws, "graph", "addedge", edge(&a, &b)).await;
     expect(&mut ws, "graph", "addedge").await;
     packet(&mut ws, 1).await;
     assert_eq!(next_packet(&mut ws).await, ("viab".into(), json!(1)));
 
     // Rewire a -> c instead: the next message goes to c.
-    send(&mut ws, "graph", "removeedge", json!({"src": {"node": "a", "port": "out"}, "tgt": {"node": "b", "port": "in"}, "graph": "g"})).await;
+    send(&mut ws, "graph", "removeedge", edge(&a, &b)).await;
     expect(&mut ws, "graph", "removeedge").await;
-    send(&mut ws, "graph", "addedge", json!({"src": {"node": "a", "port": "out"}, "tgt": {"node": "c", "port": "in"}, "graph": "g"})).await;
+    send(&mut ws, "graph", "addedge", edge(&a, &c)).await;
     expect(&mut ws, "graph", "addedge").await;
     packet(&mut ws, 2).await;
     assert_eq!(next_packet(&mut ws).await, ("viac".into(), json!(2)));
@@ -260,21 +281,21 @@ async fn edits_take_effect_in_the_running_network() {
         &mut ws,
         "graph",
         "addnode",
-        json!({"id": "d", "component": "core/Repeat", "graph": "g"}),
+        json!({"id": d, "component": "core/Repeat", "graph": "g"}),
     )
     .await;
     expect(&mut ws, "graph", "addnode").await;
-    send(&mut ws, "graph", "addedge", json!({"src": {"node": "c", "port": "out"}, "tgt": {"node": "d", "port": "in"}, "graph": "g"})).await;
+    send(&mut ws, "graph", "addedge", edge(&c, &d)).await;
     expect(&mut ws, "graph", "addedge").await;
     send(
         &mut ws,
         "graph",
         "removenode",
-        json!({"id": "d", "graph": "g"}),
+        json!({"id": d, "graph": "g"}),
     )
     .await;
     let removed = expect(&mut ws, "graph", "removeedge").await;
-    assert_eq!(removed["tgt"]["node"], "d");
+    assert_eq!(removed["tgt"]["node"], json!(d));
     expect(&mut ws, "graph", "removenode").await;
     packet(&mut ws, 3).await;
     assert_eq!(next_packet(&mut ws).await, ("viac".into(), json!(3)));
@@ -282,8 +303,31 @@ async fn edits_take_effect_in_the_running_network() {
     send(&mut ws, "component", "getsource", json!({"name": "g"})).await;
     let source = expect(&mut ws, "component", "source").await;
     let graph: Value = serde_json::from_str(source["code"].as_str().unwrap()).unwrap();
-    assert!(graph["processes"]["c"].is_object(), "{graph}");
-    assert!(graph["processes"].get("d").is_none(), "{graph}");
+    assert!(graph["processes"][&c].is_object(), "{graph}");
+    assert!(graph["processes"].get(&d).is_none(), "{graph}");
+    send(&mut ws, "network", "stop", json!({"graph": "g"})).await;
+    expect(&mut ws, "network", "stopped").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_take_effect_in_the_running_network() {
+    edits_take_effect(Arc::new(MemoryTransport::new()), "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_take_effect_on_mqtt() {
+    if let Some(url) = crate::brokers::broker(crate::brokers::MQTT) {
+        let p = crate::brokers::role("fbp");
+        edits_take_effect(crate::brokers::client(url).await, &p).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_take_effect_on_amqp() {
+    if let Some(url) = crate::brokers::broker(crate::brokers::AMQP) {
+        let p = crate::brokers::role("fbp");
+        edits_take_effect(crate::brokers::client(url).await, &p).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

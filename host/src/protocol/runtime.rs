@@ -123,6 +123,8 @@ pub struct FbpRuntime {
     export_taps: HashMap<String, Tap>,
     broadcast: broadcast::Sender<String>,
     taps_made: u64,
+    /// Makes tap queue names unique to this runtime (brokers are shared).
+    tap_prefix: String,
     /// Forwards the network's faults as `network:processerror`.
     fault_task: Option<JoinHandle<()>>,
 }
@@ -229,6 +231,7 @@ impl FbpRuntime {
             export_taps: HashMap::new(),
             broadcast,
             taps_made: 0,
+            tap_prefix: crate::discovery::random_suffix(),
             fault_task: None,
         }
     }
@@ -1152,7 +1155,7 @@ impl FbpRuntime {
 
     fn next_tap_queue(&mut self, kind: &str) -> String {
         self.taps_made += 1;
-        format!("fbp.{kind}.{}", self.taps_made)
+        format!("fbp.{kind}.{}.{}", self.tap_prefix, self.taps_made)
     }
 
     async fn tap_edge(&mut self, src: &PortRef, tgt: &PortRef) {
