@@ -103,3 +103,38 @@ pub fn component(data: &[u8]) {
         }
     }
 }
+
+/// MsgFlo discovery messages from the `fbp` queue: parsing never panics.
+pub fn discovery(data: &[u8]) {
+    if let Ok(p) = crate::discovery::Participant::parse(data) {
+        let _ = format!("{p:?}");
+    }
+}
+
+/// guv scaling configurations (YAML or JSON): parsing never panics.
+pub fn guv_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = crate::scaling::config::ScalingConfig::parse(text);
+}
+
+/// Workflow (canvas) expressions: parsing never panics, and a parsed workflow prints
+/// to an expression and to Celery's JSON form that both read back to the same workflow.
+pub fn canvas(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(sig) = crate::workflow::parse(text) else {
+        return;
+    };
+    let printed = sig.to_string();
+    match crate::workflow::parse(&printed) {
+        Ok(again) => assert_eq!(again, sig, "{text:?} printed as {printed:?}"),
+        Err(e) => panic!("{text:?} printed as {printed:?}, which does not parse: {e}"),
+    }
+    match crate::workflow::Signature::from_json(&sig.to_json()) {
+        Ok(again) => assert_eq!(again, sig, "{text:?} through JSON"),
+        Err(e) => panic!("{text:?} as JSON does not read back: {e}"),
+    }
+}

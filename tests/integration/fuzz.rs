@@ -51,3 +51,18 @@ fn protocol_corpus() {
 fn component_corpus() {
     replay("component", fuzzing::component);
 }
+
+#[test]
+fn discovery_corpus() {
+    replay("discovery", fuzzing::discovery);
+}
+
+#[test]
+fn guv_config_corpus() {
+    replay("guv_config", fuzzing::guv_config);
+}
+
+#[test]
+fn canvas_corpus() {
+    replay("canvas", fuzzing::canvas);
+}
