@@ -18,7 +18,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -85,7 +85,7 @@ async fn bench_component(
 ) -> Figures {
     let dir =
         std::env::temp_dir().join(format!("wasmflo-bench-live-{}-{nonce}", std::process::id()));
-    let file = wasmflo_guest_build_path(&dir, name);
+    let file = wasmflo_guest_build::component_path(&dir, name);
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     let original = std::fs::read(components_dir().join(format!("{name}.wasm"))).unwrap();
     std::fs::write(&file, &original).unwrap();
@@ -218,14 +218,6 @@ async fn bench_component(
     consumer.abort();
     let _ = std::fs::remove_dir_all(&dir);
     figures
-}
-
-/// `<dir>/ns/Name.wasm` for component `ns/Name`.
-fn wasmflo_guest_build_path(dir: &Path, name: &str) -> PathBuf {
-    let mut p = dir.to_path_buf();
-    p.extend(name.split('/'));
-    p.set_extension("wasm");
-    p
 }
 
 fn main() {

@@ -271,7 +271,7 @@ fn runtime_id() -> String {
     }
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = crate::component::hex_string(&bytes);
+    let hex = crate::component::hex(&bytes);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],

@@ -432,11 +432,6 @@ pub fn hash_bytes(bytes: &[u8]) -> String {
 }
 
 /// Lower-case hex of `bytes`.
-pub fn hex_string(bytes: &[u8]) -> String {
-    hex(bytes)
-}
-
-/// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes

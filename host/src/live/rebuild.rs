@@ -31,16 +31,22 @@ fn workspace_root() -> Option<PathBuf> {
         .then(|| root.to_path_buf())
 }
 
+/// Where this workspace keeps guest crates: `components/<lang>/` and `tests/guests/`.
+fn guest_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![root.join("tests/guests")];
+    if let Ok(langs) = std::fs::read_dir(root.join("components")) {
+        dirs.extend(langs.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    dirs
+}
+
 /// The guest crates whose built component is one of `files`, with the folder it is
 /// built into.
 pub fn source_crates(files: &HashSet<PathBuf>) -> Vec<(GuestCrate, PathBuf)> {
     let Some(root) = workspace_root() else {
         return Vec::new();
     };
-    let mut dirs = vec![root.join("components/rust"), root.join("tests/guests")];
-    if let Ok(langs) = std::fs::read_dir(root.join("components")) {
-        dirs.extend(langs.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-    }
+    let dirs = guest_dirs(&root);
     let Ok(guests) = discover(&dirs) else {
         return Vec::new();
     };
@@ -68,10 +74,7 @@ pub fn source_crates(files: &HashSet<PathBuf>) -> Vec<(GuestCrate, PathBuf)> {
 /// workspace), with its text.
 pub fn source_of(name: &str) -> Option<(PathBuf, String)> {
     let root = workspace_root()?;
-    let mut dirs = vec![root.join("components/rust"), root.join("tests/guests")];
-    if let Ok(langs) = std::fs::read_dir(root.join("components")) {
-        dirs.extend(langs.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-    }
+    let dirs = guest_dirs(&root);
     let guest = discover(&dirs)
         .ok()?
         .into_iter()
