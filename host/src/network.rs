@@ -680,12 +680,21 @@ fn load_process(
         // Fail at start, naming the process, rather than on every instantiation.
         limits
             .grants
-            .context()
+            .context(&Default::default())
             .map_err(|detail| NetworkError::Grant {
                 at: at.clone(),
                 process: name.clone(),
                 detail,
             })?;
+        let withheld = limits.grants.withheld(&component.imports);
+        if !withheld.is_empty() {
+            let list: Vec<String> = withheld.iter().map(|(w, g)| format!("{w} ({g})")).collect();
+            tracing::info!(
+                "process '{name}' ({}): imports WASI it is not granted, whose calls are denied: {}",
+                component.definition.component,
+                list.join(", ")
+            );
+        }
     } else if limits.grants != Default::default() {
         tracing::warn!(
             "process '{name}' is granted WASI access but its component does not import WASI"

@@ -12,6 +12,7 @@ mod fuzz;
 mod graphs;
 mod live;
 mod msgflo_interop;
+mod polyglot;
 mod protocol;
 mod sandbox;
 mod support;

@@ -82,7 +82,7 @@ fn is_removed(name: &str) -> bool {
     REMOVED_VARS.contains(&name) || REMOVED_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
-fn cargo_program() -> OsString {
+pub(crate) fn cargo_program() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
@@ -90,7 +90,7 @@ fn rustc_program() -> OsString {
     std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into())
 }
 
-fn clean_command(program: impl Into<OsString>, workspace_root: &Path) -> Command {
+pub(crate) fn clean_command(program: impl Into<OsString>, workspace_root: &Path) -> Command {
     let mut cmd = Command::new(program.into());
     cmd.current_dir(workspace_root);
     for (name, _) in std::env::vars_os() {

@@ -103,6 +103,50 @@ pub enum BuildError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+    /// A foreign guest's `wasmflo.toml` is not usable.
+    #[error("{manifest}: {detail}")]
+    ForeignManifest {
+        /// The manifest at fault.
+        manifest: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A language's toolchain is missing and could not be installed.
+    #[error("no {language} toolchain: {detail}")]
+    Toolchain {
+        /// The language.
+        language: &'static str,
+        /// What is missing and how to install it.
+        detail: String,
+    },
+    /// A toolchain program failed; its own output is above.
+    #[error("`{program}` failed for {component} ({status}): {detail}")]
+    Tool {
+        /// The program.
+        program: String,
+        /// The component (or toolchain) being built.
+        component: String,
+        /// Its exit status.
+        status: String,
+        /// The first error line it printed.
+        detail: String,
+    },
+    /// Bindings could not be generated from the WIT files.
+    #[error("cannot generate bindings from {wit}: {detail}")]
+    Bindings {
+        /// The WIT folder.
+        wit: PathBuf,
+        /// The generator's error.
+        detail: String,
+    },
+    /// A foreign guest did not build into a usable component.
+    #[error("{component}: {detail}")]
+    Foreign {
+        /// The component name.
+        component: String,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 impl BuildError {

@@ -1,9 +1,11 @@
 //! The `wasmflo` command line: one file per subcommand. `anyhow` lives here only.
 
 mod broker;
+mod build;
 mod dump;
 mod graph;
 mod inspect;
+mod new;
 mod participant;
 mod run;
 mod send;
@@ -52,6 +54,10 @@ enum Command {
     Task(task::TaskArgs),
     /// Simulate a guv scaling configuration under a load (or show its capacity).
     Simulate(simulate::SimulateArgs),
+    /// Build participants in any language (Rust, C, Python, JavaScript) into components.
+    Build(build::BuildArgs),
+    /// Scaffold a participant: `wasmflo new acme/Scale --lang rust|c|python|js`.
+    New(new::NewArgs),
 }
 
 /// Engine settings shared by every subcommand.
@@ -110,6 +116,8 @@ pub fn main() -> ExitCode {
         Command::Dump(args) => dump::dump(args),
         Command::Task(args) => task::task(&cli.engine, args),
         Command::Simulate(args) => simulate::simulate(args),
+        Command::Build(args) => build::build(args),
+        Command::New(args) => new::new(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,6 +28,15 @@ const PROVIDED: [&str; 2] = [
     "wasmflo:participant/host@0.1.0",
     "wasmflo:participant/types@0.1.0",
 ];
+/// The WASI 0.2 interface families linked for guests that import WASI.
+const WASI_PROVIDED: [&str; 6] = [
+    "wasi:cli/",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
 const EXPORTS: [&str; 4] = ["definition", "start", "process", "on-timer"];
 /// Most ports a definition may declare.
 pub const MAX_PORTS: usize = 256;
@@ -309,7 +318,14 @@ impl Loader {
             }
             if name.starts_with("wasi:") {
                 // Linked from wasmtime-wasi; what it may reach comes from the grants.
-                continue;
+                if WASI_PROVIDED.iter().any(|p| name.starts_with(p)) {
+                    continue;
+                }
+                return Err(wrong(format!(
+                    "imports `{name}`, which wasmflo does not provide (it offers {}, each \
+                     granted per process)",
+                    WASI_PROVIDED.map(|p| p.trim_end_matches('/')).join(", ")
+                )));
             }
             return Err(wrong(format!(
                 "imports `{name}`, which wasmflo does not provide"

@@ -180,13 +180,15 @@ impl Instance {
         uses_wasi: bool,
     ) -> Result<Self, (FaultKind, String)> {
         let wasi = if uses_wasi {
+            let stderr = super::wasi::GuestStderr::default();
             let ctx = limits
                 .grants
-                .context()
+                .context(&stderr)
                 .map_err(|e| (FaultKind::Internal, e))?;
             Some(super::wasi::WasiState {
                 ctx,
                 table: wasmtime::component::ResourceTable::new(),
+                stderr,
             })
         } else {
             None
@@ -438,13 +440,25 @@ fn classify(store: &Store<InstanceState>, err: &wasmtime::Error) -> (FaultKind, 
     let detail = match kind {
         FaultKind::Timeout => "guest exceeded its CPU deadline".to_string(),
         FaultKind::MemoryExhausted => {
+            let cap = store.data().limiter.cap;
             format!(
-                "guest exceeded its memory cap of {} bytes",
-                store.data().limiter.cap
+                "guest exceeded its memory cap of {} bytes ({} MiB; the process's `memory` \
+                 metadata raises it)",
+                cap,
+                cap >> 20
             )
         }
         _ => match trap {
-            Some(t) => format!("guest trapped: {t}"),
+            // An interpreter's uncaught exception, printed to stderr just before the trap.
+            Some(t) => match store
+                .data()
+                .wasi
+                .as_ref()
+                .and_then(|w| w.stderr.take_last_line())
+            {
+                Some(line) => format!("guest trapped: {t}: {line}"),
+                None => format!("guest trapped: {t}"),
+            },
             None => err
                 .to_string()
                 .lines()

@@ -5,9 +5,12 @@
 //! not import WASI never see any of this.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{
     FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
@@ -83,9 +86,31 @@ impl Grants {
         Ok(true)
     }
 
-    /// Builds the WASI context for one instance.
-    pub(crate) fn context(&self) -> Result<WasiCtx, String> {
+    /// The WASI capabilities `imports` (a component's import names) reach for that these
+    /// grants withhold, each with the metadata that would grant it. Calls to them are
+    /// denied at run time (no socket, no preopened directory, a clock reading zero).
+    pub fn withheld(&self, imports: &[String]) -> Vec<(&'static str, &'static str)> {
+        let imports_any = |prefix: &str| imports.iter().any(|i| i.starts_with(prefix));
+        let mut out = Vec::new();
+        if !self.network && imports_any("wasi:sockets/") {
+            out.push(("wasi:sockets", "network=true"));
+        }
+        if self.dirs.is_empty() && imports_any("wasi:filesystem/preopens") {
+            out.push(("wasi:filesystem", "dir=HOST:/GUEST[:ro]"));
+        }
+        if !self.clock && imports_any("wasi:clocks/") {
+            out.push(("wasi:clocks", "clock=true"));
+        }
+        if self.env.is_empty() && imports_any("wasi:cli/environment") {
+            out.push(("wasi:cli/environment", "env=NAME;NAME2"));
+        }
+        out
+    }
+
+    /// Builds the WASI context for one instance; the guest's stderr goes to `stderr`.
+    pub(crate) fn context(&self, stderr: &GuestStderr) -> Result<WasiCtx, String> {
         let mut b = WasiCtxBuilder::new();
+        b.stderr(stderr.clone());
         for name in &self.env {
             if let Ok(value) = std::env::var(name) {
                 b.env(name, value);
@@ -151,6 +176,117 @@ impl HostMonotonicClock for FrozenClock {
 pub(crate) struct WasiState {
     pub(crate) ctx: WasiCtx,
     pub(crate) table: ResourceTable,
+    pub(crate) stderr: GuestStderr,
+}
+
+/// The tail of what a guest wrote to stderr: interpreters (componentize-py,
+/// ComponentizeJS) print an uncaught exception there before they trap, so the last line
+/// makes the trap's detail say what went wrong. Bounded: older bytes are dropped.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GuestStderr(Arc<Mutex<Vec<u8>>>);
+
+impl GuestStderr {
+    const KEEP: usize = 4096;
+
+    fn push(&self, bytes: &[u8]) {
+        let mut buf = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        buf.extend_from_slice(bytes);
+        if buf.len() > Self::KEEP {
+            let cut = buf.len() - Self::KEEP;
+            buf.drain(..cut);
+        }
+    }
+
+    /// The line that says what went wrong in what was written since the previous call
+    /// (which it forgets): the last unindented line before a language runtime's own
+    /// panic report (`thread '...' panicked`), e.g. Python's `ZeroDivisionError: ...`.
+    pub(crate) fn take_last_line(&self) -> Option<String> {
+        let mut buf = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        buf.clear();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let end = lines
+            .iter()
+            .position(|l| l.starts_with("thread '"))
+            .filter(|&i| i > 0)
+            .unwrap_or(lines.len());
+        lines[..end]
+            .iter()
+            .rev()
+            .find(|l| !l.starts_with("note:") && !l.starts_with(char::is_whitespace))
+            .map(|l| l.chars().take(300).collect())
+    }
+}
+
+impl IsTerminal for GuestStderr {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestStderr {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestStderr {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for GuestStderr {
+    fn write(&mut self, bytes: bytes::Bytes) -> Result<(), StreamError> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 * 1024)
+    }
+}
+
+impl tokio::io::AsyncWrite for GuestStderr {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.push(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 impl WasiView for InstanceState {
@@ -160,6 +296,7 @@ impl WasiView for InstanceState {
         let state = self.wasi.get_or_insert_with(|| WasiState {
             ctx: WasiCtxBuilder::new().build(),
             table: ResourceTable::new(),
+            stderr: GuestStderr::default(),
         });
         WasiCtxView {
             ctx: &mut state.ctx,
@@ -187,5 +324,38 @@ mod tests {
         assert!(g.apply("dir", "/tmp/x").is_err());
         assert!(g.apply("dir", "/tmp/x:data").is_err());
         assert!(g.apply("clock", "sometimes").is_err());
+    }
+
+    #[test]
+    fn withheld_capabilities_name_their_grant() {
+        let imports: Vec<String> = [
+            "wasi:sockets/tcp@0.2.9",
+            "wasi:filesystem/preopens@0.2.9",
+            "wasi:clocks/wall-clock@0.2.9",
+            "wasi:io/streams@0.2.9",
+        ]
+        .map(String::from)
+        .to_vec();
+        let none = Grants::default().withheld(&imports);
+        assert_eq!(
+            none,
+            [
+                ("wasi:sockets", "network=true"),
+                ("wasi:filesystem", "dir=HOST:/GUEST[:ro]"),
+                ("wasi:clocks", "clock=true")
+            ]
+        );
+        let mut g = Grants::default();
+        assert_eq!(g.apply("network", "true"), Ok(true));
+        assert_eq!(g.apply("clock", "true"), Ok(true));
+        assert_eq!(
+            g.withheld(&imports),
+            [("wasi:filesystem", "dir=HOST:/GUEST[:ro]")]
+        );
+        assert!(
+            Grants::default()
+                .withheld(&["wasi:io/streams@0.2.9".into()])
+                .is_empty()
+        );
     }
 }
