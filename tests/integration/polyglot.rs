@@ -564,3 +564,40 @@ fn an_uncaught_python_exception_names_itself_in_the_fault() {
     assert!(out.result.is_ok());
     assert_eq!(&out.outputs[0].1.data[..], b"\"Temperature: 22.3 C\"");
 }
+
+#[test]
+fn wasi_a_process_is_not_granted_is_named_with_its_grant_at_start() {
+    polyglot();
+    let dir = scratch("withheld");
+    let graph = dir.join("g.json");
+    std::fs::write(
+        &graph,
+        r#"{"processes": {
+              "open": {"component": "python/Format"},
+              "granted": {"component": "python/Stats",
+                          "metadata": {"network": "true", "clock": "true"}}}}"#,
+    )
+    .expect("graph");
+    let out = brokers::cli()
+        .args(["run", graph.to_str().expect("utf-8"), "--for", "0s"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    let line = |process: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("process '{process}'")) && l.contains("not granted"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let open = line("open");
+    assert!(
+        open.contains("wasi:sockets (network=true)") && open.contains("wasi:clocks (clock=true)"),
+        "{text}"
+    );
+    let granted = line("granted");
+    assert!(
+        !granted.contains("wasi:sockets") && !granted.contains("wasi:clocks"),
+        "{granted}"
+    );
+}

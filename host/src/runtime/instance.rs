@@ -199,6 +199,7 @@ impl Instance {
             limiter: MemoryLimiter {
                 cap: limits.memory,
                 exceeded: false,
+                used: 0,
             },
             max_sends: limits.max_sends,
             max_message: limits.max_message,
@@ -332,6 +333,12 @@ impl Instance {
             inports: d.inports.into_iter().map(port).collect(),
             outports: d.outports.into_iter().map(port).collect(),
         })
+    }
+
+    /// Bytes of linear memory this instance holds (all its memories together): what
+    /// its process's `memory` cap is measured against, per memory.
+    pub fn linear_memory(&self) -> usize {
+        self.store.data().limiter.used
     }
 
     /// Calls the guest's `start` export.

@@ -35,12 +35,14 @@ impl Default for Limits {
 pub(crate) struct MemoryLimiter {
     pub(crate) cap: usize,
     pub(crate) exceeded: bool,
+    /// Bytes of linear memory the instance holds, over all its memories.
+    pub(crate) used: usize,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -48,6 +50,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
             self.exceeded = true;
             return Ok(false);
         }
+        self.used += desired.saturating_sub(current);
         Ok(true)
     }
 
