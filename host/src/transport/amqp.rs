@@ -30,9 +30,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, ConfirmSelectOptions, ExchangeBindOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
@@ -51,6 +51,10 @@ use crate::message::{JSON, Message};
 pub const DEAD_LETTER_QUEUE: &str = "x-wasmflo-queue";
 /// MsgFlo's discovery queue.
 const DISCOVERY_QUEUE: &str = "fbp";
+/// Where coordinators keep their binding lists (see `crate::bindings`).
+const STATE_QUEUE: &str = "wasmflo.bindings";
+/// Header naming a binding list's key.
+const STATE_KEY: &str = "x-wasmflo-key";
 
 /// A transport over one AMQP connection.
 pub struct AmqpTransport {
@@ -195,6 +199,16 @@ impl AmqpTransport {
             .await?;
         let _ = channel.close(200, "declared".into()).await;
         self.fbp_declared.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Declares the binding-list queue: durable, no arguments.
+    async fn declare_state(&self) -> Result<(), TransportError> {
+        let channel = self.declaring(STATE_QUEUE).await?;
+        let channel = self
+            .queue(channel, STATE_QUEUE, FieldTable::default())
+            .await?;
+        let _ = channel.close(200, "declared".into()).await;
         Ok(())
     }
 
@@ -490,6 +504,57 @@ impl Transport for AmqpTransport {
 
     async fn send_to_queue(&self, queue: &str, msg: Message) -> Result<(), TransportError> {
         self.publishing.publish("", queue, &msg).await
+    }
+
+    async fn put_state(
+        &self,
+        key: &str,
+        state: Message,
+        ttl: std::time::Duration,
+    ) -> Result<(), TransportError> {
+        self.declare_state().await?;
+        let mut headers = FieldTable::default();
+        headers.insert(STATE_KEY.into(), AMQPValue::LongString(key.into()));
+        let props = BasicProperties::default()
+            .with_headers(headers)
+            .with_expiration(ttl.as_millis().to_string().into());
+        let confirm = self
+            .publishing
+            .channel
+            .basic_publish(
+                "".into(),
+                STATE_QUEUE.into(),
+                BasicPublishOptions::default(),
+                &state.data,
+                props,
+            )
+            .await
+            .map_err(|e| broker(STATE_QUEUE, e))?
+            .await
+            .map_err(|e| broker(STATE_QUEUE, e))?;
+        if confirm.is_nack() {
+            return Err(broker(STATE_QUEUE, "the broker refused the message (nack)"));
+        }
+        Ok(())
+    }
+
+    async fn read_states(&self) -> Result<Vec<(String, Message)>, TransportError> {
+        self.declare_state().await?;
+        // Taken unacked and given back when the channel closes: readers change nothing.
+        let channel = self.declaring(STATE_QUEUE).await?;
+        let mut out = Vec::new();
+        let options = BasicGetOptions { no_ack: false };
+        while let Some(m) = channel
+            .basic_get(STATE_QUEUE.into(), options)
+            .await
+            .map_err(|e| broker(STATE_QUEUE, e))?
+        {
+            let msg = message(m.delivery.data, &m.delivery.properties);
+            let key = msg.meta(STATE_KEY).unwrap_or_default().to_string();
+            out.push((key, msg));
+        }
+        let _ = channel.close(200, "read".into()).await;
+        Ok(out)
     }
 
     async fn announce(&self, discovery: Message) -> Result<(), TransportError> {

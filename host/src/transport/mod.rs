@@ -127,6 +127,24 @@ pub trait Transport: Send + Sync + Debug + 'static {
     async fn announce(&self, _discovery: Message) -> Result<(), TransportError> {
         Ok(())
     }
+
+    /// Replaces entry `key` of the broker's store of coordinator state (the binding
+    /// lists `wasmflo bindings` reads, see [`crate::bindings`]); an empty message
+    /// removes it. On AMQP an entry lives at most `ttl`. The in-process transport keeps
+    /// none.
+    async fn put_state(
+        &self,
+        _key: &str,
+        _state: Message,
+        _ttl: std::time::Duration,
+    ) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    /// Every entry of that store as `(key, state)`, oldest first.
+    async fn read_states(&self) -> Result<Vec<(String, Message)>, TransportError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Receives deliveries from one queue.
