@@ -14,6 +14,8 @@ mod graphs;
 mod live;
 mod msgflo_interop;
 mod protocol;
+mod rabbit_restart;
 mod sandbox;
 mod support;
+mod tls;
 mod workflow;

@@ -22,7 +22,8 @@
 //! - Discovery goes to queue `fbp` (declared durable without arguments, as
 //!   msgflo-nodejs's `assertQueue('fbp')` does) through the default exchange.
 //! - A message's content type travels as the `content_type` property (absent for JSON,
-//!   as MsgFlo sends it) and its metadata as string headers.
+//!   as MsgFlo sends it) and its metadata as string headers. Every message is persistent
+//!   (delivery mode 2), so the durable queues keep it across a broker restart.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,6 +54,8 @@ pub const DEAD_LETTER_QUEUE: &str = "x-wasmflo-queue";
 const DISCOVERY_QUEUE: &str = "fbp";
 /// Where coordinators keep their binding lists (see `crate::bindings`).
 const STATE_QUEUE: &str = "wasmflo.bindings";
+/// AMQP delivery mode of a message the broker writes to disk.
+const PERSISTENT: u8 = 2;
 /// Header naming a binding list's key.
 const STATE_KEY: &str = "x-wasmflo-key";
 
@@ -108,7 +111,8 @@ impl AmqpTransport {
             _ => String::new(),
         };
         let mut uri = format!(
-            "amqp://{credentials}{}:{}/{}",
+            "{}://{credentials}{}:{}/{}",
+            if url.tls { "amqps" } else { "amqp" },
             url.host,
             url.port,
             encode(&url.vhost)
@@ -130,7 +134,27 @@ impl AmqpTransport {
             .with_connection_name("wasmflo".into())
             .enable_auto_recover()
             .configure_backoff(|b| b.with_max_times(30));
-        let conn = Connection::connect(&uri, properties)
+        if url.tls {
+            let config = super::tls::client_config(url.ca_file.as_deref(), &redacted)?;
+            super::tls::check_handshake(&url.host, url.port, config, &redacted).await?;
+        }
+        let tls = match &url.ca_file {
+            // Checked here so that a bad file is named, not a failed handshake.
+            Some(path) if url.tls => {
+                super::tls::ca_certificates(path, &redacted)?;
+                let pem = std::fs::read_to_string(path).map_err(|e| TransportError::Connect {
+                    url: redacted.clone(),
+                    detail: format!("CA file {}: {e}", path.display()),
+                })?;
+                lapin::tcp::OwnedTLSConfig {
+                    identity: None,
+                    cert_chain: Some(pem),
+                }
+            }
+            _ => lapin::tcp::OwnedTLSConfig::default(),
+        };
+        let runtime = lapin::runtime::default_runtime().map_err(connect_error)?;
+        let conn = Connection::connect_with_config(&uri, properties, tls, runtime)
             .await
             .map_err(connect_error)?;
         let channel = conn.create_channel().await.map_err(connect_error)?;
@@ -249,7 +273,9 @@ impl AmqpTransport {
 
 /// AMQP properties carrying a message's content type and metadata.
 fn properties(msg: &Message) -> BasicProperties {
-    let mut p = BasicProperties::default();
+    // Persistent (delivery mode 2): a durable queue keeps only persistent messages
+    // across a broker restart, and a confirm then means the message is on disk.
+    let mut p = BasicProperties::default().with_delivery_mode(PERSISTENT);
     if !msg.content_type.is_empty() && msg.content_type != JSON {
         p = p.with_content_type(msg.content_type.as_str().into());
     }
@@ -516,6 +542,7 @@ impl Transport for AmqpTransport {
         let mut headers = FieldTable::default();
         headers.insert(STATE_KEY.into(), AMQPValue::LongString(key.into()));
         let props = BasicProperties::default()
+            .with_delivery_mode(PERSISTENT)
             .with_headers(headers)
             .with_expiration(ttl.as_millis().to_string().into());
         let confirm = self

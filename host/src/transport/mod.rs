@@ -14,6 +14,7 @@ mod amqp;
 mod confirms;
 mod memory;
 mod mqtt;
+mod tls;
 mod url;
 
 use std::fmt::Debug;
@@ -24,7 +25,7 @@ use futures_util::future::BoxFuture;
 pub use amqp::AmqpTransport;
 pub use memory::{DeadLetter, MemoryTransport};
 pub use mqtt::MqttTransport;
-pub use url::{BrokerUrl, Scheme, connect};
+pub use url::{BrokerUrl, CA_FILE_ENV, Scheme, connect};
 
 use crate::message::Message;
 

@@ -165,6 +165,12 @@ impl MqttTransport {
         if let Some(user) = &url.user {
             options.set_credentials(user.clone(), url.password.clone().unwrap_or_default());
         }
+        if url.tls {
+            let config = super::tls::client_config(url.ca_file.as_deref(), &url.redacted())?;
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(config),
+            ));
+        }
         let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
         // A participant waits for each PUBACK before acking its input: Nagle would add
         // a delayed-ack round to every message.
