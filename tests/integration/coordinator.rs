@@ -284,3 +284,59 @@ async fn mqtt_run_announces_and_binds_a_foreign_participant() {
         foreign_participant_from_yaml(url).await;
     }
 }
+
+/// `wasmflo register` announces a foreign participant from its YAML, as msgflo-register
+/// does; `setup --discover --forever` binds it from that discovery and publishes its
+/// binding list, which `wasmflo bindings` shows as the setup's.
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_register_announces_a_foreign_participant_and_setup_lists_its_binding() {
+    let Some(url) = broker(MQTT) else { return };
+    let (f, b) = (role("rgf"), role("rgb"));
+    let dir = scratch(&f);
+    let yaml = dir.join("sensor.yaml");
+    std::fs::write(
+        &yaml,
+        "component: dev/Sensor\noutports:\n  value:\n    queue: sensors/#ROLE/value\n",
+    )
+    .expect("write yaml");
+    let graph = dir.join("register.fbp");
+    std::fs::write(
+        &graph,
+        format!("{f}(dev/Sensor) VALUE -> IN {b}(core/Repeat)\n"),
+    )
+    .expect("write graph");
+    let t = client(url).await;
+    let mut out = consume(&t, &format!("{b}.OUT")).await;
+    let mut p = participant(url, &[format!("{b}=core/Repeat")]);
+    p.stdout_line(&format!("ready {b}")).await;
+    let mut cmd = cli();
+    cmd.args(["register", "--role"])
+        .arg(format!("{f}:{}", yaml.display()))
+        .args(["--broker", url]);
+    let mut register = Running::spawn(cmd);
+    register.stdout_line(&format!("ready {f}")).await;
+
+    let mut cmd = cli();
+    cmd.arg("setup")
+        .arg(&graph)
+        .args(["--broker", url, "--discover", "--forever"]);
+    let mut setup = Running::spawn(cmd);
+    setup
+        .stdout_line(&format!("PUBSUB: sensors/{f}/value -> {b}.IN"))
+        .await;
+    let listed = listing(url, &graph, true).await.expect("listed");
+    assert_eq!(listed["command"], "setup");
+    assert_eq!(
+        listed["bindings"],
+        json!([{"src": format!("sensors/{f}/value"), "tgt": format!("{b}.IN"), "type": "pubsub"}])
+    );
+    let sensor = t
+        .publisher(&format!("sensors/{f}/value"))
+        .await
+        .expect("publisher");
+    sensor
+        .publish(Message::json_text("21.5"))
+        .await
+        .expect("publish");
+    assert_eq!(&next(&mut out).await.data[..], b"21.5");
+}
