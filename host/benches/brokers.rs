@@ -213,7 +213,8 @@ async fn raw_amqp(role: String, ready: tokio::sync::oneshot::Sender<()>) {
                 "".into(),
                 BasicPublishOptions::default(),
                 &d.data,
-                lapin::BasicProperties::default(),
+                // Persistent, as the transport publishes.
+                lapin::BasicProperties::default().with_delivery_mode(2),
             )
             .await
             .expect("publish");

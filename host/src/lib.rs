@@ -13,6 +13,8 @@
 //! - [`participant`]: one participant's loop (receive, call, publish, ack; faults);
 //! - [`transport`]: the `Transport` trait, its in-process, MQTT and AMQP backends;
 //! - [`discovery`]: MsgFlo discovery messages and the task re-sending them;
+//! - [`foreign`]: foreign participants declared in MsgFlo's YAML (`msgflo-register`);
+//! - [`bindings`]: the binding lists coordinators publish for `wasmflo bindings`;
 //! - [`network`]: a running graph built from the above;
 //! - [`workflow`]: Celery-style workflows (chain, group, chord, ...) over task roles;
 //! - [`live`]: live coding: file watching, source rebuilds, swapping new versions in;
@@ -20,10 +22,12 @@
 //! - [`message`], [`fault`]: the shared vocabulary;
 //! - [`cli`]: the `wasmflo` command (the only place `anyhow` is used).
 
+pub mod bindings;
 pub mod cli;
 pub mod component;
 pub mod discovery;
 pub mod fault;
+pub mod foreign;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod graph;

@@ -152,6 +152,16 @@ impl Running {
         all.join("\n")
     }
 
+    /// Sends SIGINT (Ctrl-C) and waits for the process to exit.
+    pub fn interrupt(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill -INT");
+        assert!(status.success());
+        self.child.wait().expect("exit status")
+    }
+
     /// Kills the process at once (SIGKILL: nothing is settled on the way out).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -165,7 +175,7 @@ impl Drop for Running {
     }
 }
 
-async fn wait_line(
+pub async fn wait_line(
     rx: &mut mpsc::UnboundedReceiver<String>,
     pred: impl Fn(&str) -> bool,
 ) -> Option<String> {
@@ -179,7 +189,7 @@ async fn wait_line(
     }
 }
 
-fn scratch(name: &str) -> PathBuf {
+pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("brokers")
         .join(name);
@@ -303,7 +313,7 @@ async fn amqp_participant_is_ready_and_announced() {
 
 // --- dead letters ---------------------------------------------------------------------
 
-fn hostile() -> String {
+pub fn hostile() -> String {
     wasmflo_tests::guests::HOSTILE.to_string()
 }
 

@@ -6,6 +6,7 @@
 mod brokers;
 mod cache;
 mod cli;
+mod coordinator;
 mod faults;
 mod fbp_oracle;
 mod fuzz;
@@ -14,6 +15,8 @@ mod live;
 mod msgflo_interop;
 mod polyglot;
 mod protocol;
+mod rabbit_restart;
 mod sandbox;
 mod support;
+mod tls;
 mod workflow;

@@ -26,6 +26,9 @@ const PACKAGES: [&str; 4] = [
 ];
 
 fn oracle_dir() -> Option<PathBuf> {
+    // Tests run in parallel: two concurrent `npm install`s into one folder break it.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = std::env::var_os("WASMFLO_MSGFLO_ORACLE")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target").join("msgflo-oracle"));

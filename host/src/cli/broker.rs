@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::transport::{BrokerUrl, MemoryTransport, Transport, connect};
+use crate::transport::{BrokerUrl, MemoryTransport, Transport};
 
 /// Environment variable naming the broker, as in MsgFlo.
 pub const BROKER_ENV: &str = "MSGFLO_BROKER";
@@ -12,10 +12,14 @@ pub const BROKER_ENV: &str = "MSGFLO_BROKER";
 /// The broker option.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BrokerArgs {
-    /// Broker URL: mqtt://host[:port] or amqp://user:pass@host[:port][/vhost]
+    /// Broker URL: mqtt[s]://host[:port] or amqp[s]://user:pass@host[:port][/vhost]
     /// (default: $MSGFLO_BROKER; without either, an in-process transport where allowed).
     #[arg(long, value_name = "URL")]
     pub broker: Option<String>,
+    /// PEM file of CA certificates to trust for mqtts:// and amqps:// besides the
+    /// system's (default: $WASMFLO_CA_FILE).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl BrokerArgs {
@@ -35,7 +39,16 @@ impl BrokerArgs {
         let url = self.url().with_context(|| {
             format!("`wasmflo {command}` needs a broker: --broker URL or {BROKER_ENV}")
         })?;
-        Ok(connect(&url, client_id).await?)
+        Ok(self.parse(&url)?.connect(client_id).await?)
+    }
+
+    /// The URL parsed, with `--ca-file` applied.
+    fn parse(&self, url: &str) -> anyhow::Result<BrokerUrl> {
+        let mut parsed = BrokerUrl::parse(url)?;
+        if let Some(file) = &self.ca_file {
+            parsed.ca_file = Some(file.clone());
+        }
+        Ok(parsed)
     }
 
     /// Connects for a one-off command: a random MQTT client id and a clean session, so
@@ -44,7 +57,7 @@ impl BrokerArgs {
         let url = self.url().with_context(|| {
             format!("`wasmflo {command}` needs a broker: --broker URL or {BROKER_ENV}")
         })?;
-        let mut parsed = BrokerUrl::parse(&url)?;
+        let mut parsed = self.parse(&url)?;
         parsed.clean_session = true;
         let id = client_id(&format!("{command}-{}", crate::discovery::random_suffix()));
         Ok(parsed.connect(&id).await?)
@@ -53,7 +66,7 @@ impl BrokerArgs {
     /// Connects to the broker if one is given, else an in-process transport.
     pub async fn or_memory(&self, client_id: &str) -> anyhow::Result<Arc<dyn Transport>> {
         match self.url() {
-            Some(url) => Ok(connect(&url, client_id).await?),
+            Some(url) => Ok(self.parse(&url)?.connect(client_id).await?),
             None => Ok(Arc::new(MemoryTransport::new())),
         }
     }
@@ -112,6 +125,13 @@ pub fn spawn_discovery(
 /// A task handle that aborts the task when dropped.
 #[derive(Debug)]
 pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl AbortOnDrop {
+    /// Spawns `task`, aborted when the handle is dropped.
+    pub fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> Self {
+        AbortOnDrop(tokio::spawn(task))
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

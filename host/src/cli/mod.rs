@@ -1,12 +1,15 @@
 //! The `wasmflo` command line: one file per subcommand. `anyhow` lives here only.
 
+mod bindings;
 mod broker;
 mod build;
+mod coordinate;
 mod dump;
 mod graph;
 mod inspect;
 mod new;
 mod participant;
+mod register;
 mod run;
 mod send;
 mod setup;
@@ -46,6 +49,10 @@ enum Command {
     Participant(participant::ParticipantArgs),
     /// Bind a graph's edges on a broker and send its IIPs (like msgflo-setup).
     Setup(setup::SetupArgs),
+    /// List what the coordinators on a broker have bound.
+    Bindings(bindings::BindingsArgs),
+    /// Announce foreign participants declared in MsgFlo's YAML (like msgflo-register).
+    Register(register::RegisterArgs),
     /// Send one JSON message to a queue on a broker.
     Send(send::SendArgs),
     /// Print the messages of a queue on a broker, one JSON per line.
@@ -112,6 +119,8 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::validate(args),
         Command::Participant(args) => participant::participant(&cli.engine, args),
         Command::Setup(args) => setup::setup(&cli.engine, args),
+        Command::Bindings(args) => bindings::bindings(args),
+        Command::Register(args) => register::register(args),
         Command::Send(args) => send::send(args),
         Command::Dump(args) => dump::dump(args),
         Command::Task(args) => task::task(&cli.engine, args),

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::EngineArgs;
-use super::broker::{BrokerArgs, client_id, spawn_discovery};
+use super::broker::{AbortOnDrop, BrokerArgs, client_id, spawn_discovery};
+use super::coordinate;
 use crate::component::Resolver;
 use crate::discovery::Participant;
 use crate::graph::{self, Format, Graph, ParseOptions};
@@ -54,6 +55,10 @@ pub struct RunArgs {
     ui: Option<String>,
     #[command(flatten)]
     broker: BrokerArgs,
+    /// With a broker: how long to wait for an external participant's discovery before
+    /// warning (its edges are bound whenever it appears).
+    #[arg(long, default_value = "30s", value_parser = duration, value_name = "DURATION")]
+    external_timeout: Duration,
 }
 
 pub(super) fn duration(text: &str) -> Result<Duration, String> {
@@ -117,10 +122,33 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
             .await?;
         let mut network = None;
         let mut _discovery = None;
+        let mut _coordinating = None;
         let mut watching = None;
         if let Some((graph, resolver)) = &loaded {
+            // On a broker, processes without a .wasm are external participants and
+            // binding nodes are bindings: a coordinator owns them.
+            let split = if transport.kind() != "memory" {
+                Some(coordinate::split(graph, resolver, &source)?)
+            } else {
+                None
+            };
+            let (local, coordinator, foreign) = match split {
+                Some(s) => (
+                    std::borrow::Cow::Owned(s.local),
+                    Some(s.coordinator),
+                    s.foreign,
+                ),
+                None => (std::borrow::Cow::Borrowed(graph), None, Vec::new()),
+            };
+            let fbp = match &coordinator {
+                Some(c) if c.discovers() => {
+                    transport.declare_queue("fbp").await?;
+                    Some(transport.subscribe("fbp").await?)
+                }
+                _ => None,
+            };
             let started =
-                Network::start(graph, &source, &loader, resolver, transport.clone()).await?;
+                Network::start(&local, &source, &loader, resolver, transport.clone()).await?;
             tracing::info!(
                 "running {} ({} processes); Ctrl-C stops",
                 source.file,
@@ -139,12 +167,34 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
             }
             // On a broker every process is a MsgFlo participant and announces itself.
             if transport.kind() != "memory" {
-                let roles = started
+                let roles: Vec<Participant> = started
                     .processes()
                     .iter()
                     .map(|p| Participant::new(&p.name, &p.component.definition))
                     .collect();
-                _discovery = Some(spawn_discovery(&transport, roles, |_| {}));
+                if let (Some(mut c), Some(path)) = (coordinator, &args.graph) {
+                    for p in &roles {
+                        c.know(&source.file, p.clone())?;
+                    }
+                    c.bound_elsewhere(|role| local.processes.contains_key(role));
+                    c.settle(&transport).await?;
+                    let options = coordinate::WatchOptions {
+                        warn_after: Some(args.external_timeout),
+                        gone_after: crate::discovery::period_from_env().mul_f64(3.0),
+                    };
+                    let listing = coordinate::Listing::new("run", path);
+                    let (t, l) = (transport.clone(), listing.clone());
+                    let task = AbortOnDrop::spawn(async move {
+                        if let Err(e) = coordinate::watch(c, t, fbp, l, options).await {
+                            tracing::error!("coordinator stopped: {e:#}");
+                        }
+                    });
+                    _coordinating = Some((task, listing));
+                }
+                // Foreign participants cannot announce themselves: we do it for them.
+                let mut announced = roles;
+                announced.extend(foreign);
+                _discovery = Some(spawn_discovery(&transport, announced, |_| {}));
             }
             network = Some(started);
         }
@@ -175,8 +225,13 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
                 id: runtime_id(),
                 label: "wasmflo".into(),
             };
-            let mut fbp =
-                FbpRuntime::new(info, loader.clone(), resolver, transport, events.clone());
+            let mut fbp = FbpRuntime::new(
+                info,
+                loader.clone(),
+                resolver,
+                transport.clone(),
+                events.clone(),
+            );
             if let (Some((graph, _)), Some(n)) = (&loaded, network.take()) {
                 let id = graph
                     .properties
@@ -227,6 +282,7 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
                 )));
             }
             stop.await;
+            unlist(_coordinating.take(), &transport).await;
             let _ = stop_all.send(true);
             for s in servers {
                 let _ = s.await;
@@ -237,6 +293,7 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         stop.await;
+        unlist(_coordinating.take(), &transport).await;
         drop(watching);
         if let Some(network) = network {
             let reports = network.shutdown(args.grace).await;
@@ -254,6 +311,17 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// Stops coordinating and removes the coordinator's binding list from the broker.
+async fn unlist(
+    coordinating: Option<(AbortOnDrop, coordinate::Listing)>,
+    transport: &Arc<dyn Transport>,
+) {
+    if let Some((task, listing)) = coordinating {
+        drop(task);
+        listing.clear(transport).await;
+    }
 }
 
 /// A random UUID v4 string for `runtime:runtime`.

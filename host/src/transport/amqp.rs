@@ -22,7 +22,8 @@
 //! - Discovery goes to queue `fbp` (declared durable without arguments, as
 //!   msgflo-nodejs's `assertQueue('fbp')` does) through the default exchange.
 //! - A message's content type travels as the `content_type` property (absent for JSON,
-//!   as MsgFlo sends it) and its metadata as string headers.
+//!   as MsgFlo sends it) and its metadata as string headers. Every message is persistent
+//!   (delivery mode 2), so the durable queues keep it across a broker restart.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,9 +31,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, ConfirmSelectOptions, ExchangeBindOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
@@ -51,6 +52,12 @@ use crate::message::{JSON, Message};
 pub const DEAD_LETTER_QUEUE: &str = "x-wasmflo-queue";
 /// MsgFlo's discovery queue.
 const DISCOVERY_QUEUE: &str = "fbp";
+/// Where coordinators keep their binding lists (see `crate::bindings`).
+const STATE_QUEUE: &str = "wasmflo.bindings";
+/// AMQP delivery mode of a message the broker writes to disk.
+const PERSISTENT: u8 = 2;
+/// Header naming a binding list's key.
+const STATE_KEY: &str = "x-wasmflo-key";
 
 /// A transport over one AMQP connection.
 pub struct AmqpTransport {
@@ -104,7 +111,8 @@ impl AmqpTransport {
             _ => String::new(),
         };
         let mut uri = format!(
-            "amqp://{credentials}{}:{}/{}",
+            "{}://{credentials}{}:{}/{}",
+            if url.tls { "amqps" } else { "amqp" },
             url.host,
             url.port,
             encode(&url.vhost)
@@ -126,7 +134,27 @@ impl AmqpTransport {
             .with_connection_name("wasmflo".into())
             .enable_auto_recover()
             .configure_backoff(|b| b.with_max_times(30));
-        let conn = Connection::connect(&uri, properties)
+        if url.tls {
+            let config = super::tls::client_config(url.ca_file.as_deref(), &redacted)?;
+            super::tls::check_handshake(&url.host, url.port, config, &redacted).await?;
+        }
+        let tls = match &url.ca_file {
+            // Checked here so that a bad file is named, not a failed handshake.
+            Some(path) if url.tls => {
+                super::tls::ca_certificates(path, &redacted)?;
+                let pem = std::fs::read_to_string(path).map_err(|e| TransportError::Connect {
+                    url: redacted.clone(),
+                    detail: format!("CA file {}: {e}", path.display()),
+                })?;
+                lapin::tcp::OwnedTLSConfig {
+                    identity: None,
+                    cert_chain: Some(pem),
+                }
+            }
+            _ => lapin::tcp::OwnedTLSConfig::default(),
+        };
+        let runtime = lapin::runtime::default_runtime().map_err(connect_error)?;
+        let conn = Connection::connect_with_config(&uri, properties, tls, runtime)
             .await
             .map_err(connect_error)?;
         let channel = conn.create_channel().await.map_err(connect_error)?;
@@ -198,6 +226,16 @@ impl AmqpTransport {
         Ok(())
     }
 
+    /// Declares the binding-list queue: durable, no arguments.
+    async fn declare_state(&self) -> Result<(), TransportError> {
+        let channel = self.declaring(STATE_QUEUE).await?;
+        let channel = self
+            .queue(channel, STATE_QUEUE, FieldTable::default())
+            .await?;
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(())
+    }
+
     async fn fanout(&self, channel: &Channel, exchange: &str) -> Result<(), TransportError> {
         let options = ExchangeDeclareOptions {
             durable: true,
@@ -235,7 +273,9 @@ impl AmqpTransport {
 
 /// AMQP properties carrying a message's content type and metadata.
 fn properties(msg: &Message) -> BasicProperties {
-    let mut p = BasicProperties::default();
+    // Persistent (delivery mode 2): a durable queue keeps only persistent messages
+    // across a broker restart, and a confirm then means the message is on disk.
+    let mut p = BasicProperties::default().with_delivery_mode(PERSISTENT);
     if !msg.content_type.is_empty() && msg.content_type != JSON {
         p = p.with_content_type(msg.content_type.as_str().into());
     }
@@ -490,6 +530,58 @@ impl Transport for AmqpTransport {
 
     async fn send_to_queue(&self, queue: &str, msg: Message) -> Result<(), TransportError> {
         self.publishing.publish("", queue, &msg).await
+    }
+
+    async fn put_state(
+        &self,
+        key: &str,
+        state: Message,
+        ttl: std::time::Duration,
+    ) -> Result<(), TransportError> {
+        self.declare_state().await?;
+        let mut headers = FieldTable::default();
+        headers.insert(STATE_KEY.into(), AMQPValue::LongString(key.into()));
+        let props = BasicProperties::default()
+            .with_delivery_mode(PERSISTENT)
+            .with_headers(headers)
+            .with_expiration(ttl.as_millis().to_string().into());
+        let confirm = self
+            .publishing
+            .channel
+            .basic_publish(
+                "".into(),
+                STATE_QUEUE.into(),
+                BasicPublishOptions::default(),
+                &state.data,
+                props,
+            )
+            .await
+            .map_err(|e| broker(STATE_QUEUE, e))?
+            .await
+            .map_err(|e| broker(STATE_QUEUE, e))?;
+        if confirm.is_nack() {
+            return Err(broker(STATE_QUEUE, "the broker refused the message (nack)"));
+        }
+        Ok(())
+    }
+
+    async fn read_states(&self) -> Result<Vec<(String, Message)>, TransportError> {
+        self.declare_state().await?;
+        // Taken unacked and given back when the channel closes: readers change nothing.
+        let channel = self.declaring(STATE_QUEUE).await?;
+        let mut out = Vec::new();
+        let options = BasicGetOptions { no_ack: false };
+        while let Some(m) = channel
+            .basic_get(STATE_QUEUE.into(), options)
+            .await
+            .map_err(|e| broker(STATE_QUEUE, e))?
+        {
+            let msg = message(m.delivery.data, &m.delivery.properties);
+            let key = msg.meta(STATE_KEY).unwrap_or_default().to_string();
+            out.push((key, msg));
+        }
+        let _ = channel.close(200, "read".into()).await;
+        Ok(out)
     }
 
     async fn announce(&self, discovery: Message) -> Result<(), TransportError> {

@@ -14,6 +14,7 @@ mod amqp;
 mod confirms;
 mod memory;
 mod mqtt;
+mod tls;
 mod url;
 
 use std::fmt::Debug;
@@ -24,7 +25,7 @@ use futures_util::future::BoxFuture;
 pub use amqp::AmqpTransport;
 pub use memory::{DeadLetter, MemoryTransport};
 pub use mqtt::MqttTransport;
-pub use url::{BrokerUrl, Scheme, connect};
+pub use url::{BrokerUrl, CA_FILE_ENV, Scheme, connect};
 
 use crate::message::Message;
 
@@ -126,6 +127,24 @@ pub trait Transport: Send + Sync + Debug + 'static {
     /// broker has accepted it. The in-process transport has no one to tell.
     async fn announce(&self, _discovery: Message) -> Result<(), TransportError> {
         Ok(())
+    }
+
+    /// Replaces entry `key` of the broker's store of coordinator state (the binding
+    /// lists `wasmflo bindings` reads, see [`crate::bindings`]); an empty message
+    /// removes it. On AMQP an entry lives at most `ttl`. The in-process transport keeps
+    /// none.
+    async fn put_state(
+        &self,
+        _key: &str,
+        _state: Message,
+        _ttl: std::time::Duration,
+    ) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    /// Every entry of that store as `(key, state)`, oldest first.
+    async fn read_states(&self) -> Result<Vec<(String, Message)>, TransportError> {
+        Ok(Vec::new())
     }
 }
 

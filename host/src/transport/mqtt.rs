@@ -165,6 +165,12 @@ impl MqttTransport {
         if let Some(user) = &url.user {
             options.set_credentials(user.clone(), url.password.clone().unwrap_or_default());
         }
+        if url.tls {
+            let config = super::tls::client_config(url.ca_file.as_deref(), &url.redacted())?;
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(config),
+            ));
+        }
         let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
         // A participant waits for each PUBACK before acking its input: Nagle would add
         // a delayed-ack round to every message.
@@ -235,14 +241,20 @@ impl MqttTransport {
 
 impl Conn {
     /// Publishes and waits for the PUBACK (QoS 1) or for the packet to be written (QoS 0).
-    async fn publish(&self, topic: &str, qos: QoS, payload: Bytes) -> Result<(), TransportError> {
+    async fn publish(
+        &self,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: Bytes,
+    ) -> Result<(), TransportError> {
         let (tx, rx) = oneshot::channel();
         {
             let _order = self.order.lock().await;
             lock(&self.shared.acks)
                 .publishes
                 .push_back(Pending::Waiter(tx));
-            if let Err(e) = self.client.publish_bytes(topic, qos, false, payload).await {
+            if let Err(e) = self.client.publish_bytes(topic, qos, retain, payload).await {
                 // Not queued: take our waiter back out (it is the last one pushed).
                 lock(&self.shared.acks).publishes.pop_back();
                 return Err(self.error(topic, e.to_string()));
@@ -299,7 +311,9 @@ impl Conn {
             lock(&self.shared.acks).subscribes.push_back(Some(tx));
             // Messages of a shared subscription still arrive under their own topic.
             let filter = match &self.group {
-                Some(group) if topic != DISCOVERY_TOPIC => format!("$share/{group}/{topic}"),
+                Some(group) if topic != DISCOVERY_TOPIC && topic != STATE_FILTER => {
+                    format!("$share/{group}/{topic}")
+                }
                 _ => topic.to_string(),
             };
             if let Err(e) = self.client.subscribe(filter, QoS::AtLeastOnce).await {
@@ -361,7 +375,12 @@ async fn drive(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let q = shared.queue(&p.topic);
+                let key = if p.topic.starts_with(STATE_PREFIX) {
+                    STATE_FILTER
+                } else {
+                    &p.topic
+                };
+                let q = shared.queue(key);
                 let _ = q.tx.send(p);
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
@@ -516,18 +535,63 @@ impl Transport for MqttTransport {
     }
 
     async fn send_to_queue(&self, queue: &str, msg: Message) -> Result<(), TransportError> {
-        self.conn.publish(queue, QoS::AtLeastOnce, msg.data).await
+        self.conn
+            .publish(queue, QoS::AtLeastOnce, false, msg.data)
+            .await
+    }
+
+    async fn put_state(
+        &self,
+        key: &str,
+        state: Message,
+        _ttl: Duration,
+    ) -> Result<(), TransportError> {
+        // Retained: the broker keeps the last one per topic; empty clears it.
+        let topic = format!("{STATE_PREFIX}{key}");
+        self.conn
+            .publish(&topic, QoS::AtLeastOnce, true, state.data)
+            .await
+    }
+
+    async fn read_states(&self) -> Result<Vec<(String, Message)>, TransportError> {
+        self.conn.subscribe(STATE_FILTER).await?;
+        let q = self.conn.shared.queue(STATE_FILTER);
+        // Retained messages come right after the SUBACK, in order on this connection:
+        // a marker published now arrives after all of them.
+        let marker = format!("{STATE_PREFIX}~end-{}", crate::discovery::random_suffix());
+        self.conn
+            .publish(&marker, QoS::AtLeastOnce, false, Bytes::new())
+            .await?;
+        let mut out = Vec::new();
+        loop {
+            let p = tokio::time::timeout(Duration::from_secs(10), q.rx.recv_async())
+                .await
+                .map_err(|_| self.conn.error(STATE_FILTER, "no end of the store".into()))?
+                .map_err(|_| TransportError::Closed)?;
+            self.conn.ack(p.pkid);
+            if p.topic == marker {
+                return Ok(out);
+            }
+            let key = p.topic.strip_prefix(STATE_PREFIX).unwrap_or(&p.topic);
+            if !key.starts_with("~end-") {
+                out.push((key.to_string(), Message::json_text(p.payload)));
+            }
+        }
     }
 
     async fn announce(&self, discovery: Message) -> Result<(), TransportError> {
         self.conn
-            .publish(DISCOVERY_TOPIC, QoS::AtMostOnce, discovery.data)
+            .publish(DISCOVERY_TOPIC, QoS::AtMostOnce, false, discovery.data)
             .await
     }
 }
 
 /// MsgFlo's discovery topic.
 const DISCOVERY_TOPIC: &str = "fbp";
+/// Where coordinators keep their binding lists, one retained message per key.
+const STATE_PREFIX: &str = "wasmflo/bindings/";
+/// The filter reading them all.
+const STATE_FILTER: &str = "wasmflo/bindings/#";
 
 /// Forwards every message of one topic to the bound topics; each is acked once its
 /// copies are acked by the broker.
@@ -605,7 +669,7 @@ async fn settle_loop(
                     "payload": payload,
                 });
                 let body = Bytes::from(envelope.to_string());
-                match conn.publish(&dead, QoS::AtLeastOnce, body).await {
+                match conn.publish(&dead, QoS::AtLeastOnce, false, body).await {
                     Ok(()) => conn.ack(pkid),
                     // Unacked: the broker redelivers it after reconnection.
                     Err(e) => tracing::error!("dead-lettering to {dead}: {e}"),

@@ -7,9 +7,11 @@
 //! - `amqp://[user:pass@]host[:5672][/vhost][?prefetch=N]` (other query keys go to the
 //!   AMQP client, e.g. `heartbeat`)
 //!
-//! `mqtts://` and `amqps://` are recognised but this build has no TLS: they are refused
-//! with a clear error rather than silently connecting in the clear.
+//! `mqtts://` (port 8883) and `amqps://` (port 5671) connect over TLS (rustls), trusting
+//! the system's CA store plus, if given, the PEM certificates of [`BrokerUrl::ca_file`]
+//! (`--ca-file` or `WASMFLO_CA_FILE`) for private CAs.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{AmqpTransport, MqttTransport, Transport, TransportError};
@@ -48,7 +50,14 @@ pub struct BrokerUrl {
     pub prefetch: u16,
     /// Query pairs passed through to the AMQP client.
     pub extra: Vec<(String, String)>,
+    /// Over TLS (`mqtts://`, `amqps://`).
+    pub tls: bool,
+    /// PEM file of extra CA certificates to trust (besides the system's).
+    pub ca_file: Option<PathBuf>,
 }
+
+/// Environment variable naming a PEM file of extra CA certificates.
+pub const CA_FILE_ENV: &str = "WASMFLO_CA_FILE";
 
 /// Prefetch per AMQP consumer when the URL does not say.
 pub const DEFAULT_PREFETCH: u16 = 64;
@@ -61,17 +70,14 @@ impl BrokerUrl {
             detail,
         };
         let url = ::url::Url::parse(text).map_err(|e| invalid(e.to_string()))?;
-        let (scheme, default_port) = match url.scheme() {
-            "mqtt" | "tcp" => (Scheme::Mqtt, 1883),
-            "amqp" => (Scheme::Amqp, 5672),
-            "mqtts" | "amqps" => {
-                return Err(invalid(
-                    "TLS brokers are not supported by this build (use mqtt:// or amqp://)".into(),
-                ));
-            }
+        let (scheme, default_port, tls) = match url.scheme() {
+            "mqtt" | "tcp" => (Scheme::Mqtt, 1883, false),
+            "mqtts" | "ssl" => (Scheme::Mqtt, 8883, true),
+            "amqp" => (Scheme::Amqp, 5672, false),
+            "amqps" => (Scheme::Amqp, 5671, true),
             other => {
                 return Err(invalid(format!(
-                    "unknown scheme '{other}' (expected mqtt:// or amqp://)"
+                    "unknown scheme '{other}' (expected mqtt://, mqtts://, amqp:// or amqps://)"
                 )));
             }
         };
@@ -104,6 +110,10 @@ impl BrokerUrl {
             shared: None,
             prefetch: DEFAULT_PREFETCH,
             extra: Vec::new(),
+            tls,
+            ca_file: std::env::var_os(CA_FILE_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
         };
         for (key, value) in url.query_pairs() {
             match (&*key, scheme) {
@@ -134,9 +144,11 @@ impl BrokerUrl {
 
     /// The URL without its password, for logs and errors.
     pub fn redacted(&self) -> String {
-        let scheme = match self.scheme {
-            Scheme::Mqtt => "mqtt",
-            Scheme::Amqp => "amqp",
+        let scheme = match (self.scheme, self.tls) {
+            (Scheme::Mqtt, false) => "mqtt",
+            (Scheme::Mqtt, true) => "mqtts",
+            (Scheme::Amqp, false) => "amqp",
+            (Scheme::Amqp, true) => "amqps",
         };
         let user = self
             .user
@@ -189,13 +201,14 @@ mod tests {
 
     #[test]
     fn rejects_what_it_cannot_do() {
-        for bad in [
-            "http://x",
-            "mqtts://x",
-            "mqtt://x?nope=1",
-            "amqp://x?prefetch=0",
-            "x",
-        ] {
+        let tls = BrokerUrl::parse("amqps://u:p@h/v").unwrap();
+        assert!(tls.tls);
+        assert_eq!(
+            (tls.port, tls.redacted()),
+            (5671, "amqps://u@h:5671".into())
+        );
+        assert_eq!(BrokerUrl::parse("mqtts://h").unwrap().port, 8883);
+        for bad in ["http://x", "mqtt://x?nope=1", "amqp://x?prefetch=0", "x"] {
             let err = BrokerUrl::parse(bad).unwrap_err().to_string();
             assert!(err.contains(bad), "{err}");
         }

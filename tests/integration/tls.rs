@@ -1,0 +1,211 @@
+//! `mqtts://` and `amqps://` with real TLS and a private CA made at test time (rcgen):
+//! a private Mosquitto with a TLS listener on a free port, and a TLS terminator (tokio-
+//! rustls, port 0) in front of the shared RabbitMQ. The CA reaches the CLI through
+//! `--ca-file`; without it the handshake fails with one line naming the broker.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_rustls::rustls;
+use wasmflo_host::message::Message;
+use wasmflo_host::transport::{BrokerUrl, Transport};
+
+use crate::brokers::{AMQP, Running, broker, cli, client, consume, next, role, scratch};
+use crate::support::DEADLINE;
+
+/// A CA and a server certificate for 127.0.0.1 and localhost, written as PEM files.
+struct Pki {
+    dir: PathBuf,
+    server_der: Vec<u8>,
+    key_der: Vec<u8>,
+}
+
+impl Pki {
+    fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+}
+
+fn pki(name: &str) -> Pki {
+    let dir = scratch(name);
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "wasmflo test CA");
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA cert");
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("server params");
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let server = params.signed_by(&key, &ca).expect("server cert");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write CA");
+    std::fs::write(dir.join("server.pem"), server.pem()).expect("write cert");
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).expect("write key");
+    Pki {
+        dir,
+        server_der: server.der().to_vec(),
+        key_der: key.serialize_der(),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A private Mosquitto with only a TLS listener; killed when dropped.
+struct TlsMosquitto {
+    child: Child,
+    port: u16,
+}
+
+impl TlsMosquitto {
+    fn start(pki: &Pki) -> Option<TlsMosquitto> {
+        let port = free_port();
+        let conf = pki.dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\n\
+                 cafile {}\ncertfile {}\nkeyfile {}\n",
+                pki.ca().display(),
+                pki.dir.join("server.pem").display(),
+                pki.dir.join("server.key").display()
+            ),
+        )
+        .expect("write conf");
+        let child = match Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("mosquitto is required in CI: {e}")
+            }
+            Err(e) => {
+                eprintln!("notice: skipping the MQTT TLS test: {e}");
+                return None;
+            }
+        };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "TLS mosquitto up");
+            std::thread::yield_now();
+        }
+        Some(TlsMosquitto { child, port })
+    }
+}
+
+impl Drop for TlsMosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Accepts TLS on a free port and forwards the plaintext to `upstream`; returns the port.
+async fn tls_terminator(pki: &Pki, upstream: &'static str) -> u16 {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![pki.server_der.clone().into()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(pki.key_der.clone().into()),
+        )
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    port
+}
+
+/// A participant over TLS repeats what a client sends; without the CA it fails to start.
+async fn participant_over_tls(tls_url: &str, ca: &std::path::Path, probe: Arc<dyn Transport>) {
+    let r = role("tls");
+    let mut out = consume(&probe, &format!("{r}.OUT")).await;
+
+    let refused = cli()
+        .args([
+            "participant",
+            &format!("{r}=core/Repeat"),
+            "--broker",
+            tls_url,
+        ])
+        .output()
+        .expect("participant runs");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    let redacted = BrokerUrl::parse(tls_url).expect("URL").redacted();
+    assert!(stderr.contains(&redacted), "names the broker: {stderr}");
+
+    let mut cmd = cli();
+    cmd.args([
+        "participant",
+        &format!("{r}=core/Repeat"),
+        "--broker",
+        tls_url,
+    ])
+    .arg("--ca-file")
+    .arg(ca);
+    let mut p = Running::spawn(cmd);
+    p.stdout_line(&format!("ready {r}")).await;
+    probe
+        .send_to_queue(&format!("{r}.IN"), Message::json_text("42"))
+        .await
+        .expect("send");
+    assert_eq!(&next(&mut out).await.data[..], b"42");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtts_participant_with_a_private_ca() {
+    let pki = pki(&role("mqtts"));
+    let Some(mosquitto) = TlsMosquitto::start(&pki) else {
+        return;
+    };
+    let url = format!("mqtts://127.0.0.1:{}", mosquitto.port);
+    // The test's own client goes over TLS too, trusting the CA through the URL struct.
+    let mut parsed = BrokerUrl::parse(&format!("{url}?clean=true")).expect("URL");
+    parsed.ca_file = Some(pki.ca());
+    let probe = parsed
+        .connect(&format!("wasmflo-test-{}", role("c")))
+        .await
+        .expect("TLS client connects");
+    participant_over_tls(&url, &pki.ca(), probe).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amqps_participant_through_a_tls_terminator() {
+    let Some(plain) = broker(AMQP) else { return };
+    let pki = pki(&role("amqps"));
+    let port = tls_terminator(&pki, "127.0.0.1:5672").await;
+    let url = format!("amqps://guest:guest@127.0.0.1:{port}/%2f");
+    let probe = client(plain).await;
+    participant_over_tls(&url, &pki.ca(), probe).await;
+}
