@@ -6,6 +6,7 @@
 mod brokers;
 mod cache;
 mod cli;
+mod fault_injection;
 mod faults;
 mod fbp_oracle;
 mod fuzz;
