@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::support::*;
 
 const GRAPH: &str = "
-    h(test/Hostile:deadline=300ms,memory=16MiB,max_sends=1000)
+    h(test/Hostile:deadline=300ms,memory=16MiB,max_sends=1000,max_message=1MiB)
     'p1' -> PARAM h
     other(test/Hostile)
 ";
@@ -97,6 +97,12 @@ async fn shadow_stack_overflow_is_contained() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flooding_send_breaks_the_limit() {
     contained("flood", "limit-exceeded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_message_breaks_the_limit() {
+    // 2 MiB against the process's `max_message=1MiB`.
+    contained("big", "limit-exceeded").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
