@@ -35,7 +35,8 @@
 //! - [`ota`] (feature `ota`): signed deployments — manifest, ed25519 signature, sha256,
 //!   trusted keys, replay protection, size limit;
 //! - [`limits`]: [`Limits`] and the memory limiter;
-//! - [`message`], [`definition`], [`fault`], [`error`]: the shared vocabulary.
+//! - [`message`], [`definition`], [`fault`], [`error`]: the shared vocabulary;
+//! - [`fuzzing`]: the fuzz target's entry point (`edge-host/fuzz/`), also run by a test.
 //!
 //! Features:
 //!
@@ -64,6 +65,7 @@ mod abi;
 pub mod definition;
 pub mod error;
 pub mod fault;
+pub mod fuzzing;
 mod host;
 pub mod instance;
 pub mod limits;

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::support::*;
 
 const GRAPH: &str = "
-    h(test/Hostile:deadline=300ms,memory=16MiB,max_sends=1000)
+    h(test/Hostile:deadline=300ms,memory=16MiB,max_sends=1000,max_message=1MiB)
     'p1' -> PARAM h
     other(test/Hostile)
 ";
@@ -100,6 +100,12 @@ async fn flooding_send_breaks_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_message_breaks_the_limit() {
+    // 2 MiB against the process's `max_message=1MiB`.
+    contained("big", "limit-exceeded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nack_keeps_the_instance() {
     let mut net = hostile().await;
     let mut h = net.probe("h.OUT").await;
@@ -122,4 +128,57 @@ async fn a_nack_keeps_the_instance() {
         "{}",
         dead[0].reason
     );
+}
+
+/// A guest whose definition changes between calls (new component name, an extra inport and
+/// outport) changes nothing the host enforces: the host read the definition once, at load,
+/// so a send on the new outport is a broken limit (the message dead-lettered, the instance
+/// recreated), the process keeps its ports, and it carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_that_changes_between_calls_changes_nothing() {
+    let mut net = start(&fbp("s(test/Shifty)"), &test_components())
+        .await
+        .expect("starts");
+    let mut out = net.probe("s.OUT").await;
+    for (input, claims) in [
+        ("before", "test/Shifty"),
+        ("shift", "test/Shifted"),
+        ("after", "test/Shifted"),
+    ] {
+        net.send("s.IN", &format!("\"{input}\"")).await;
+        assert_eq!(
+            next_json(&mut out).await,
+            json!({"echo": input, "claims": claims})
+        );
+    }
+    // The guest now believes it is another component; the host does not.
+    let running = net
+        .network
+        .as_ref()
+        .and_then(|n| n.swapper().running("s"))
+        .expect("s runs");
+    let ports = |p: &[wasmflo_host::runtime::PortDef]| -> Vec<String> {
+        p.iter().map(|p| p.id.clone()).collect()
+    };
+    assert_eq!(running.definition.component, "test/Shifty");
+    assert_eq!(ports(&running.definition.inports), ["in"]);
+    assert_eq!(ports(&running.definition.outports), ["out"]);
+
+    net.send("s.IN", "\"sneak\"").await;
+    net.send("s.IN", "\"again\"").await;
+    // A fresh instance, back to its first definition.
+    assert_eq!(
+        next_json(&mut out).await,
+        json!({"echo": "again", "claims": "test/Shifty"})
+    );
+    let reports = net.stop().await;
+    let dead = net.transport.dead_letters();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].message.data, &b"\"sneak\""[..]);
+    assert_eq!(
+        dead[0].reason,
+        "process 's' port 'in': limit-exceeded: sent on undeclared outport 'sneaky'"
+    );
+    let s = reports.iter().find(|r| &*r.process == "s").expect("report");
+    assert_eq!((s.stats.failed, s.stats.recreated), (1, 1));
 }

@@ -11,6 +11,7 @@
 //! - `"nack"`: returns an internal nack `hostile: nack requested`;
 //! - `"flood"`: calls send on `out` 100 000 times, ignoring refusals; nacks (internal)
 //!   if any send was refused;
+//! - `"big"`: sends one message of [`BIG_MESSAGE`] bytes on `out`;
 //! - anything else (any JSON): sends `{"echo":<input>,"param":<last param or null>,
 //!   "count":<n>}` on `out`, where `n` counts the `in` messages this instance has
 //!   processed, this one included.
@@ -25,6 +26,9 @@ use wasmflo_guest::prelude::*;
 
 /// How many messages `"flood"` tries to send.
 pub const FLOOD_COUNT: u32 = 100_000;
+
+/// The size of the message `"big"` sends: 2 MiB.
+pub const BIG_MESSAGE: usize = 2 << 20;
 
 /// What an `in` message asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +46,8 @@ pub enum Command {
     Nack,
     /// Send [`FLOOD_COUNT`] messages.
     Flood,
+    /// Send one message of [`BIG_MESSAGE`] bytes.
+    Big,
     /// Echo this value.
     Echo(Value),
 }
@@ -58,6 +64,7 @@ impl Command {
             Some("smash") => Self::Smash,
             Some("nack") => Self::Nack,
             Some("flood") => Self::Flood,
+            Some("big") => Self::Big,
             _ => Self::Echo(value),
         })
     }
@@ -111,6 +118,10 @@ impl Participant for Hostile {
                     }
                     Command::Nack => Err(Nack::internal("hostile: nack requested")),
                     Command::Flood => flood(ctx),
+                    Command::Big => ctx.send(
+                        "out",
+                        Message::bytes(Message::JSON, vec![b' '; BIG_MESSAGE]),
+                    ),
                     Command::Echo(input) => {
                         ctx.send_json("out", &echo(input, self.param.as_ref(), self.count))
                     }
