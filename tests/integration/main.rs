@@ -14,5 +14,6 @@ mod live;
 mod msgflo_interop;
 mod protocol;
 mod sandbox;
+mod scaling;
 mod support;
 mod workflow;

@@ -50,9 +50,9 @@ pub struct SimulateArgs {
     picture: Option<PathBuf>,
 }
 
-/// The policies `--policy` offers.
+/// The policies `--policy` offers (`simulate`, `run --autoscale`).
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum PolicyName {
+pub(super) enum PolicyName {
     Deadline,
     Guv,
 }

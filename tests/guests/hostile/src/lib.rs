@@ -11,6 +11,8 @@
 //! - `"nack"`: returns an internal nack `hostile: nack requested`;
 //! - `"flood"`: calls send on `out` 100 000 times, ignoring refusals; nacks (internal)
 //!   if any send was refused;
+//! - `{"busy": N, ...}`: spins N loop iterations (a job with a processing time), then
+//!   echoes like any other value;
 //! - anything else (any JSON): sends `{"echo":<input>,"param":<last param or null>,
 //!   "count":<n>}` on `out`, where `n` counts the `in` messages this instance has
 //!   processed, this one included.
@@ -42,6 +44,8 @@ pub enum Command {
     Nack,
     /// Send [`FLOOD_COUNT`] messages.
     Flood,
+    /// Spin this many iterations, then echo the value.
+    Busy(u64, Value),
     /// Echo this value.
     Echo(Value),
 }
@@ -58,7 +62,10 @@ impl Command {
             Some("smash") => Self::Smash,
             Some("nack") => Self::Nack,
             Some("flood") => Self::Flood,
-            _ => Self::Echo(value),
+            _ => match value.get("busy").and_then(Value::as_u64) {
+                Some(n) => Self::Busy(n, value),
+                None => Self::Echo(value),
+            },
         })
     }
 }
@@ -111,6 +118,10 @@ impl Participant for Hostile {
                     }
                     Command::Nack => Err(Nack::internal("hostile: nack requested")),
                     Command::Flood => flood(ctx),
+                    Command::Busy(n, input) => {
+                        busy(n);
+                        ctx.send_json("out", &echo(input, self.param.as_ref(), self.count))
+                    }
                     Command::Echo(input) => {
                         ctx.send_json("out", &echo(input, self.param.as_ref(), self.count))
                     }
@@ -135,6 +146,13 @@ fn trap() -> ! {
 fn spin() -> ! {
     let mut n = 0u64;
     loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+fn busy(iterations: u64) {
+    let mut n = 0u64;
+    for _ in 0..iterations {
         n = black_box(n.wrapping_add(1));
     }
 }
