@@ -21,12 +21,22 @@ use crate::brokers::{AMQP, MQTT, broker, client, role};
 use crate::support::{DEADLINE, fbp, loader, start, test_components};
 
 /// Echo numbers from the `count`/`echo.n` replies of test/Hostile; panics on a duplicate.
-async fn collect(sub: &mut Subscription, n: u64) -> BTreeMap<u64, u64> {
+async fn collect(
+    sub: &mut Subscription,
+    n: u64,
+    credit: Option<&tokio::sync::Semaphore>,
+) -> BTreeMap<u64, u64> {
     let mut seen = BTreeMap::new();
     while (seen.len() as u64) < n {
         let d = tokio::time::timeout(DEADLINE, sub.next())
             .await
-            .unwrap_or_else(|_| panic!("{} of {n} replies within {DEADLINE:?}", seen.len()))
+            .unwrap_or_else(|_| {
+                let missing: Vec<u64> = (0..n).filter(|i| !seen.contains_key(i)).take(20).collect();
+                panic!(
+                    "{} of {n} replies within {DEADLINE:?}; first missing {missing:?}",
+                    seen.len()
+                )
+            })
             .expect("probe open");
         let v: serde_json::Value = serde_json::from_slice(&d.message.data).expect("JSON reply");
         d.ack();
@@ -36,9 +46,15 @@ async fn collect(sub: &mut Subscription, n: u64) -> BTreeMap<u64, u64> {
             seen.insert(i, count).is_none(),
             "message {i} delivered twice"
         );
+        if let Some(c) = credit {
+            c.add_permits(1);
+        }
     }
     seen
 }
+
+/// Jobs sent and not yet answered, at most.
+const WINDOW: usize = 100;
 
 fn job(i: u64, busy: u64) -> Message {
     Message::json(&serde_json::json!({"n": i, "busy": busy}))
@@ -62,20 +78,35 @@ async fn resize_under_load(network: &Network, transport: &Arc<dyn Transport>, w:
         .expect("bind probe");
     let mut sub = transport.subscribe(&probe).await.expect("subscribe probe");
     let pool = network.pool(w).expect("pool");
-    let sizes = [3, 1, 4, 2, 1, 3];
-    let step = n / sizes.len() as u64;
-    for i in 0..n {
-        if i % step == 0 {
-            let size = sizes[(i / step) as usize % sizes.len()];
-            assert_eq!(pool.resize(size).await.expect("resize"), size);
-        }
-        transport
-            .send_to_queue(&format!("{w}.IN"), job(i, 20_000))
-            .await
-            .expect("send");
-    }
-    let seen = collect(&mut sub, n).await;
+    // At most WINDOW jobs unanswered: Mosquitto drops messages beyond 1,000 queued for
+    // one client, and this client gets every job three times (in, out, probe).
+    let credit = Arc::new(tokio::sync::Semaphore::new(WINDOW));
+    let sender = {
+        let (pool, transport, credit, queue) = (
+            pool.clone(),
+            transport.clone(),
+            credit.clone(),
+            format!("{w}.IN"),
+        );
+        tokio::spawn(async move {
+            let sizes = [3, 1, 4, 2, 1, 3];
+            let step = n / sizes.len() as u64;
+            for i in 0..n {
+                if i % step == 0 {
+                    let size = sizes[(i / step) as usize % sizes.len()];
+                    assert_eq!(pool.resize(size).await.expect("resize"), size);
+                }
+                credit.acquire().await.expect("credit").forget();
+                transport
+                    .send_to_queue(&queue, job(i, 20_000))
+                    .await
+                    .expect("send");
+            }
+        })
+    };
+    let seen = collect(&mut sub, n, Some(&credit)).await;
     assert_eq!(seen.len() as u64, n);
+    sender.await.expect("sender");
     let metrics = network.metrics().role(w);
     assert!(
         metrics.serving() > 1,
@@ -123,7 +154,6 @@ async fn resize_on_broker(url: &'static str) {
     )
     .await
     .expect("network starts");
-    // Mosquitto keeps at most 1000 queued messages per client: stay below.
     resize_under_load(&network, &transport, &w, 600).await;
     network.shutdown(Duration::from_secs(1)).await;
 }
@@ -221,7 +251,7 @@ async fn a_spike_scales_a_role_up_and_back_down() {
     }
     let up = decision(&mut rx, "scaling up", |r| r.to > r.from).await;
     assert!(up.backlog > 0 && up.to > 1, "{up:?}");
-    let seen = collect(&mut out, N).await;
+    let seen = collect(&mut out, N, None).await;
     assert_eq!(seen.len() as u64, N);
     let down = decision(&mut rx, "back to one instance", |r| r.to == 1 && r.from > 1).await;
     assert_eq!(down.backlog, 0, "{down:?}");
