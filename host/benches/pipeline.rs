@@ -136,6 +136,7 @@ async fn pipeline(factory: Arc<dyn GuestFactory>, messages: usize, pings: usize)
             updates: None,
             swap_events: None,
             faults: None,
+            metrics: None,
         };
         tasks.push(tokio::spawn(participant::run(spec, watcher.clone())));
     }

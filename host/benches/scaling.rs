@@ -20,6 +20,7 @@ use wasmflo_host::scaling::compare::{HEADER, compare, rows};
 use wasmflo_host::scaling::config::ScalingConfig;
 use wasmflo_host::scaling::load::SHAPES;
 use wasmflo_host::scaling::policy::DeadlinePolicy;
+use wasmflo_host::scaling::simulate::Faults;
 
 const CONFIG: &str = include_str!("../../graphs/example.guv.yaml");
 
@@ -45,7 +46,16 @@ fn main() -> ExitCode {
         for start in [Duration::from_micros(20), Duration::from_secs(45)] {
             for shape in &SHAPES {
                 let began = Instant::now();
-                let c = compare(&config, role, shape, hours, start, 1, &DeadlinePolicy);
+                let c = compare(
+                    &config,
+                    role,
+                    shape,
+                    hours,
+                    start,
+                    1,
+                    Faults::default(),
+                    &DeadlinePolicy,
+                );
                 print!("{}", rows(&c));
                 println!("  (simulated in {:.2} s)", began.elapsed().as_secs_f64());
                 total += 1;

@@ -7,15 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::component::{LoadError, LoadedComponent, Loader, ResolveError, Resolver};
 use crate::graph::{Connection, Graph, Metadata, Process};
 use crate::live::{EdgeEnd, Swapper, SwapperEntry};
 use crate::message::Message;
-use crate::participant::{
-    self, FaultEvent, Parameters, ParticipantSpec, Phase, Report, SwapEvent, Update,
-};
+use crate::metrics::Registry;
+use crate::participant::{FaultEvent, Parameters, Phase, Report, SwapEvent, Update};
+use crate::pool::{Bounds, Pool, PoolHandle, PoolSpec};
 use crate::runtime::{LimitError, Limits};
 use crate::transport::{Binding, BindingKind, Transport, TransportError, queue_name};
 
@@ -127,6 +126,8 @@ pub struct ProcessInfo {
     pub component: Arc<LoadedComponent>,
     /// Its limits.
     pub limits: Limits,
+    /// How many instances it may run (node metadata `min`, `max`).
+    pub bounds: Bounds,
 }
 
 /// A running graph. Processes and edges can be added and removed while it runs
@@ -141,14 +142,14 @@ pub struct Network {
     swapper: Swapper,
     swap_events: tokio::sync::broadcast::Sender<SwapEvent>,
     faults: tokio::sync::broadcast::Sender<FaultEvent>,
+    metrics: Arc<Registry>,
 }
 
-/// One running participant.
+/// One running process: its instance pool.
 #[derive(Debug)]
 struct Node {
     info: ProcessInfo,
-    phase: watch::Sender<Phase>,
-    task: JoinHandle<Report>,
+    pool: PoolHandle,
 }
 
 /// Where the graph came from, for error messages (`graphs/x.fbp`).
@@ -268,6 +269,7 @@ impl Network {
             swapper: Swapper::new(Vec::new(), edge_ends, swap_events.clone()),
             swap_events,
             faults: tokio::sync::broadcast::channel(1024).0,
+            metrics: Arc::default(),
         };
         for p in processes {
             let init = initial.remove(p.name.as_str()).unwrap_or_default();
@@ -277,29 +279,14 @@ impl Network {
         Ok(network)
     }
 
-    /// Starts the participant of `p`: subscribes its inports, makes its publishers,
-    /// registers it for live swaps, and spawns its loop.
+    /// Starts the instance pool of `p` (its `min` instances): subscribes their inports,
+    /// makes their publishers, registers the process for live swaps.
     async fn spawn(
         &mut self,
         p: ProcessInfo,
         initial: Vec<(String, Message)>,
         parameters: Arc<Parameters>,
     ) -> Result<(), NetworkError> {
-        let transport = &self.transport;
-        let def = &p.component.definition;
-        let mut inports = Vec::new();
-        for port in &def.inports {
-            let sub = transport.subscribe(&queue_name(&p.name, &port.id)).await?;
-            inports.push((port.id.clone(), sub));
-        }
-        // Every outport gets a publisher, wired or not: a topic with no binding
-        // discards, as a fanout exchange does, and can be bound later.
-        let mut outports = Vec::new();
-        for port in &def.outports {
-            outports.push(Some(
-                transport.publisher(&queue_name(&p.name, &port.id)).await?,
-            ));
-        }
         let (offer, updates) = watch::channel::<Update>(p.component.clone());
         self.swapper.add(SwapperEntry {
             process: p.name.clone(),
@@ -307,31 +294,33 @@ impl Network {
             component: p.component.clone(),
             offer,
         });
-        let spec = ParticipantSpec {
+        let spec = PoolSpec {
             process: Arc::from(p.name.as_str()),
-            component: p.component.clone(),
             limits: p.limits.clone(),
-            inports,
-            outports,
-            initial,
+            transport: self.transport.clone(),
+            updates,
             parameters,
-            transport: transport.clone(),
-            updates: Some(updates),
             swap_events: Some(self.swap_events.clone()),
             faults: Some(self.faults.clone()),
+            metrics: self.metrics.role(&p.name),
+        };
+        let pool = match Pool::start(spec, p.bounds, self.phase, initial).await {
+            Ok(pool) => pool,
+            Err(e) => {
+                self.swapper.remove(&p.name);
+                return Err(e.into());
+            }
         };
         tracing::info!(
             process = %p.name,
-            component = %def.component,
+            component = %p.component.definition.component,
             version = %p.component.short_hash(),
+            instances = pool.len(),
             "participant started"
         );
-        let (phase, watcher) = watch::channel(self.phase);
-        let task = tokio::spawn(participant::run(spec, watcher));
         self.nodes.push(Node {
             info: p,
-            phase,
-            task,
+            pool: PoolHandle::new(pool),
         });
         Ok(())
     }
@@ -387,10 +376,10 @@ impl Network {
         }
         let node = self.nodes.remove(index);
         self.swapper.remove(name);
-        node.phase.send_replace(Phase::Stopped);
-        node.task.await.map_err(|e| NetworkError::Task {
+        self.metrics.remove(name);
+        node.pool.finish().await.ok_or_else(|| NetworkError::Task {
             process: name.to_string(),
-            detail: e.to_string(),
+            detail: "its pool was already stopped".into(),
         })
     }
 
@@ -536,6 +525,16 @@ impl Network {
         self.nodes.iter().map(|n| &n.info).collect()
     }
 
+    /// The instance pool of process `name` (to resize it while the network runs).
+    pub fn pool(&self, name: &str) -> Option<PoolHandle> {
+        self.node(name).ok().map(|n| n.pool.clone())
+    }
+
+    /// Every process's counters (the `--metrics` endpoint renders these).
+    pub fn metrics(&self) -> &Arc<Registry> {
+        &self.metrics
+    }
+
     /// The transport it runs on.
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport
@@ -544,7 +543,7 @@ impl Network {
     /// Stops timers, lets queued messages drain (up to `grace`), then stops every
     /// participant and returns their reports.
     pub async fn shutdown(mut self, grace: Duration) -> Vec<Report> {
-        self.set_phase(Phase::Draining);
+        self.set_phase(Phase::Draining).await;
         let transport = self.transport.clone();
         let drained = async move {
             while transport.pending().is_some_and(|n| n > 0) {
@@ -555,7 +554,7 @@ impl Network {
             let left = self.transport.pending().unwrap_or(0);
             tracing::warn!("shutdown grace of {grace:?} over with {left} messages undelivered");
         }
-        self.set_phase(Phase::Stopped);
+        self.set_phase(Phase::Stopped).await;
         // Unwire, so a network started later on the same transport starts from its own
         // graph only.
         for b in std::mem::take(&mut self.bindings) {
@@ -565,18 +564,15 @@ impl Network {
         }
         let mut reports = Vec::new();
         for node in self.nodes.drain(..) {
-            match node.task.await {
-                Ok(report) => reports.push(report),
-                Err(e) => tracing::error!("participant task failed: {e}"),
-            }
+            reports.extend(node.pool.finish().await);
         }
         reports
     }
 
-    fn set_phase(&mut self, phase: Phase) {
+    async fn set_phase(&mut self, phase: Phase) {
         self.phase = phase;
         for node in &self.nodes {
-            node.phase.send_replace(phase);
+            node.pool.set_phase(phase).await;
         }
     }
 }
@@ -651,12 +647,35 @@ fn load_process(
         source,
     })?;
     let mut limits = Limits::default();
+    let mut bounds = Bounds::default();
+    let mut max_given = false;
     let metadata: Option<&Metadata> = process.metadata.as_ref();
     for (key, value) in metadata.into_iter().flatten() {
         let text = match value {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
+        if matches!(key.as_str(), "min" | "max") {
+            let n = text
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| NetworkError::Limit {
+                    at: at.clone(),
+                    process: name.clone(),
+                    source: LimitError {
+                        key: key.clone(),
+                        value: text.clone(),
+                        expected: "a whole number of instances",
+                    },
+                })?;
+            if key == "min" {
+                bounds.min = n;
+            } else {
+                bounds.max = n;
+                max_given = true;
+            }
+            continue;
+        }
         limits
             .apply(key, &text)
             .map_err(|source| NetworkError::Limit {
@@ -664,6 +683,20 @@ fn load_process(
                 process: name.clone(),
                 source,
             })?;
+    }
+    if !max_given {
+        bounds.max = bounds.max.max(bounds.min);
+    }
+    if bounds.max == 0 || bounds.min > bounds.max {
+        return Err(NetworkError::Limit {
+            at,
+            process: name.clone(),
+            source: LimitError {
+                key: "max".into(),
+                value: bounds.max.to_string(),
+                expected: "at least 1 and at least min",
+            },
+        });
     }
     if limits.memory > loader.runtime().max_memory() {
         return Err(NetworkError::Limit {
@@ -705,5 +738,6 @@ fn load_process(
         path,
         component,
         limits,
+        bounds,
     })
 }

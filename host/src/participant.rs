@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::fault::{Fault, FaultKind};
 use crate::message::Message;
+use crate::metrics::RoleMetrics;
 use crate::runtime::{CallOutcome, Guest, GuestFactory, Limits, Restored, TimerCommand};
 use crate::transport::{Delivery, Publisher, Subscription, Transport, TransportError, queue_name};
 
@@ -152,6 +153,9 @@ pub struct ParticipantSpec {
     pub swap_events: Option<tokio::sync::broadcast::Sender<SwapEvent>>,
     /// Where dead-lettered messages are reported.
     pub faults: Option<tokio::sync::broadcast::Sender<FaultEvent>>,
+    /// The role's live counters (processed, failed, processing time), shared by the
+    /// instances of its pool.
+    pub metrics: Option<Arc<RoleMetrics>>,
 }
 
 /// A running participant's result.
@@ -177,6 +181,7 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
         mut updates,
         swap_events,
         faults,
+        metrics,
     } = spec;
     let mut p = Participant {
         process,
@@ -196,6 +201,8 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
         timers: HashMap::new(),
         stats: Stats::default(),
         created: 0,
+        metrics,
+        served: false,
     };
     p.ensure_instance().await;
     for (port, msg) in initial {
@@ -306,6 +313,9 @@ struct Participant {
     timers: HashMap<u32, (Instant, Option<Duration>)>,
     stats: Stats,
     created: u64,
+    metrics: Option<Arc<RoleMetrics>>,
+    /// Whether this participant has handled a message yet (reported once to `metrics`).
+    served: bool,
 }
 
 impl Participant {
@@ -572,7 +582,19 @@ impl Participant {
             delivery.nack(&reason);
             return;
         }
-        match self.call_process(port, &delivery.message).await {
+        let began = self.metrics.as_ref().map(|m| {
+            m.started();
+            std::time::Instant::now()
+        });
+        let result = self.call_process(port, &delivery.message).await;
+        if let (Some(m), Some(began)) = (&self.metrics, began) {
+            m.finished(result.is_ok(), began.elapsed());
+            if !self.served {
+                self.served = true;
+                m.instance_serving();
+            }
+        }
+        match result {
             Ok(()) => {
                 self.stats.processed += 1;
                 delivery.ack();

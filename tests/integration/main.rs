@@ -18,6 +18,7 @@ mod polyglot;
 mod protocol;
 mod rabbit_restart;
 mod sandbox;
+mod scaling;
 mod support;
 mod tls;
 mod workflow;

@@ -11,7 +11,7 @@ use crate::scaling::config::ScalingConfig;
 use crate::scaling::load::{SHAPES, Shape};
 use crate::scaling::picture::svg;
 use crate::scaling::policy::{DeadlinePolicy, GuvPolicy, Policy};
-use crate::scaling::simulate::{Scenario, capacity, run_traced};
+use crate::scaling::simulate::{Faults, Scenario, capacity, run_traced};
 
 /// Arguments of `wasmflo simulate`.
 #[derive(Debug, clap::Args)]
@@ -48,11 +48,18 @@ pub struct SimulateArgs {
     /// several shapes or roles, `ROLE-SHAPE` is added to the file name.
     #[arg(long, value_name = "FILE.svg")]
     picture: Option<PathBuf>,
+    /// Instance crashes per instance-hour (the job in hand is redelivered; a replacement
+    /// serves after the start time).
+    #[arg(long, value_name = "PER_HOUR", default_value_t = 0.0)]
+    crashes: f64,
+    /// Fraction of polls whose backlog read times out (0-1); such a poll decides nothing.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    broker_timeouts: f64,
 }
 
-/// The policies `--policy` offers.
+/// The policies `--policy` offers (`simulate`, `run --autoscale`).
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum PolicyName {
+pub(super) enum PolicyName {
     Deadline,
     Guv,
 }
@@ -83,6 +90,16 @@ pub(super) fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     if !(args.hours.is_finite() && args.hours > 0.0) {
         bail!("--hours must be a number above 0");
     }
+    if !(args.crashes.is_finite() && args.crashes >= 0.0) {
+        bail!("--crashes must be a number of crashes per instance-hour, 0 or more");
+    }
+    if !(0.0..=1.0).contains(&args.broker_timeouts) {
+        bail!("--broker-timeouts must be a fraction of polls from 0 to 1");
+    }
+    let faults = Faults {
+        crashes_per_hour: args.crashes,
+        broker_timeouts: args.broker_timeouts,
+    };
     if args.capacity {
         println!("role        max-inst  throughput/s  meets-deadline-up-to/s");
         for role in roles {
@@ -129,7 +146,9 @@ pub(super) fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         println!("{HEADER}");
         for shape in &shapes {
             let start = args.start_time.unwrap_or(role.boot);
-            let c = compare(&config, role, shape, args.hours, start, args.seed, policy);
+            let c = compare(
+                &config, role, shape, args.hours, start, args.seed, faults, policy,
+            );
             print!("{}", rows(&c));
             if let Some(path) = &args.picture {
                 let path = if several {
@@ -142,6 +161,7 @@ pub(super) fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
                 let mut scenario = Scenario::new(&config, role, shape.clone(), duration);
                 scenario.start_time = start;
                 scenario.seed = args.seed;
+                scenario.faults = faults;
                 let every = (duration / 2000.0).max(config.poll_interval.as_secs_f64());
                 let (_, trace) = run_traced(&scenario, policy, Some(every));
                 let title = format!(
@@ -173,6 +193,8 @@ mod tests {
             hours: 7.0,
             role: None,
             capacity: false,
+            crashes: 0.0,
+            broker_timeouts: 0.0,
             picture: None,
         }
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::config::{RoleConfig, ScalingConfig};
 use super::load::Shape;
 use super::policy::{FixedPolicy, GuvPolicy, Policy};
-use super::simulate::{Outcome, Scenario, clairvoyant, run};
+use super::simulate::{Faults, Outcome, Scenario, clairvoyant, run};
 
 /// One trace under every policy.
 #[derive(Debug, Clone)]
@@ -31,7 +31,9 @@ pub struct Comparison {
     pub clairvoyant: f64,
 }
 
-/// Simulates `role` on `shape` for `hours` with `policy`, guv's policy and fixed maximum.
+/// Simulates `role` on `shape` for `hours` with `policy`, guv's policy and fixed maximum,
+/// all under the same `faults`.
+#[allow(clippy::too_many_arguments)]
 pub fn compare(
     config: &ScalingConfig,
     role: &RoleConfig,
@@ -39,12 +41,14 @@ pub fn compare(
     hours: f64,
     start_time: Duration,
     seed: u64,
+    faults: Faults,
     policy: &dyn Policy,
 ) -> Comparison {
     let duration = shape.length().unwrap_or(hours * 3600.0);
     let mut scenario = Scenario::new(config, role, shape.clone(), duration);
     scenario.start_time = start_time;
     scenario.seed = seed;
+    scenario.faults = faults;
     Comparison {
         shape: shape.name(),
         start_time,
@@ -133,6 +137,19 @@ pub fn rows(c: &Comparison) -> String {
         c.fixed.instance_seconds / c.clairvoyant.max(f64::MIN_POSITIVE),
         "-",
     );
+    if c.tested.crashes + c.tested.skipped_decisions > 0 {
+        let _ = writeln!(
+            out,
+            "  faults ({} / guv / fixed-max): {} / {} / {} crashes, {} / {} / {} polls timed out",
+            c.policy,
+            c.tested.crashes,
+            c.guv.crashes,
+            c.fixed.crashes,
+            c.tested.skipped_decisions,
+            c.guv.skipped_decisions,
+            c.fixed.skipped_decisions
+        );
+    }
     let failed = c.failed_targets();
     if failed.is_empty() {
         let _ = writeln!(out, "  targets: all met");

@@ -12,6 +12,11 @@
 //! A job misses its deadline when it finishes more than `deadline` after it arrived; jobs
 //! still queued at the end count as misses if already older than the deadline.
 //!
+//! [`Faults`] optionally injects what a real host meets: instance crashes (the job in hand
+//! goes back to the front of the queue, as a broker redelivers an unacked message, and a
+//! replacement serves after the start time) and broker timeouts (the backlog read of a
+//! poll fails, so that poll decides nothing).
+//!
 //! The *clairvoyant* cost is what an oracle pays that knows the rate of each minute in
 //! advance, starts instances instantly, and keeps them all busy: per minute, exactly the
 //! work that minute brings (`λ·P/k` instance-seconds per second, fractional), but never
@@ -57,6 +62,17 @@ pub struct Scenario {
     pub seed: u64,
     /// Processing-time distribution.
     pub service: ServiceTimes,
+    /// Crashes and broker timeouts injected.
+    pub faults: Faults,
+}
+
+/// Faults a simulation injects; none by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Faults {
+    /// Crashes per instance-hour of a running instance (Poisson).
+    pub crashes_per_hour: f64,
+    /// Fraction of polls whose backlog read times out (0–1): no decision that poll.
+    pub broker_timeouts: f64,
 }
 
 impl Scenario {
@@ -71,6 +87,7 @@ impl Scenario {
             duration,
             seed: 1,
             service: ServiceTimes::Lognormal,
+            faults: Faults::default(),
         }
     }
 
@@ -102,6 +119,10 @@ pub struct Outcome {
     pub scale_actions: u64,
     /// Most instances at once.
     pub peak_instances: u32,
+    /// Instances that crashed.
+    pub crashes: u64,
+    /// Polls that decided nothing because the backlog read timed out.
+    pub skipped_decisions: u64,
 }
 
 impl Outcome {
@@ -155,12 +176,15 @@ impl SplitMix64 {
 const RATE_WINDOW: f64 = 60.0;
 
 /// Event times as ordered integers (non-negative floats order like their bits).
-fn key(t: f64) -> Reverse<u64> {
-    Reverse(t.max(0.0).to_bits())
+fn bits(t: f64) -> u64 {
+    t.max(0.0).to_bits()
 }
 
-fn time(key: Reverse<u64>) -> f64 {
-    f64::from_bits(key.0)
+/// A job in flight, ordered by completion time: (done, arrived, started) as [`bits`].
+type InFlight = Reverse<(u64, u64, u64)>;
+
+fn time(job: InFlight) -> f64 {
+    f64::from_bits(job.0.0)
 }
 
 struct Sim<'a> {
@@ -171,7 +195,7 @@ struct Sim<'a> {
     now: f64,
     queue: VecDeque<f64>,
     busy: u32,
-    completions: BinaryHeap<Reverse<u64>>,
+    completions: BinaryHeap<InFlight>,
     ready: u32,
     starting: VecDeque<f64>,
     target: u32,
@@ -226,7 +250,8 @@ impl Sim<'_> {
                 self.outcome.misses += 1;
             }
             self.busy += 1;
-            self.completions.push(key(self.now + s));
+            self.completions
+                .push(Reverse((bits(self.now + s), bits(arrived), bits(self.now))));
         }
     }
 
@@ -239,6 +264,43 @@ impl Sim<'_> {
         while self.ready > self.target && self.busy <= (self.ready - 1).saturating_mul(k) {
             self.ready -= 1;
         }
+    }
+
+    /// A ready instance crashes (chosen at random with `pick` in 0..1): its job, if it
+    /// held one, is undone and requeued at the front; a replacement starts.
+    fn crash(&mut self, pick: f64) {
+        if self.ready == 0 {
+            return;
+        }
+        self.outcome.crashes += 1;
+        let k = self.scenario.role.concurrency.max(1);
+        let busy_instances = self.busy.div_ceil(k);
+        if pick * f64::from(self.ready) < f64::from(busy_instances) {
+            let deadline = self.scenario.role.deadline.as_secs_f64();
+            let kf = f64::from(k);
+            for _ in 0..k.min(self.busy) {
+                let Some(Reverse((done, arrived, started))) = self.completions.pop() else {
+                    break;
+                };
+                let (done, arrived, started) = (
+                    f64::from_bits(done),
+                    f64::from_bits(arrived),
+                    f64::from_bits(started),
+                );
+                if done - arrived > deadline {
+                    self.outcome.misses = self.outcome.misses.saturating_sub(1);
+                }
+                self.total_wait -= started - arrived;
+                self.served = self.served.saturating_sub(1);
+                self.outcome.busy_floor -= (done - self.now).max(0.0) / kf;
+                self.busy = self.busy.saturating_sub(1);
+                self.queue.push_front(arrived);
+            }
+        }
+        self.ready -= 1;
+        self.starting
+            .push_back(self.now + self.scenario.start_time.as_secs_f64());
+        self.dispatch();
     }
 
     fn scale_to(&mut self, n: u32) {
@@ -307,6 +369,8 @@ pub fn run_traced(
             busy_floor: 0.0,
             scale_actions: 0,
             peak_instances: 0,
+            crashes: 0,
+            skipped_decisions: 0,
         },
         total_wait: 0.0,
         served: 0,
@@ -338,6 +402,15 @@ pub fn run_traced(
         f64::INFINITY
     };
     let mut next_poll = poll;
+    // Faults draw from their own stream, so arrivals and processing times stay the same.
+    let mut faults = SplitMix64::new(scenario.seed ^ 0xfa17_5eed_0000_0002);
+    let crash_peak =
+        (scenario.faults.crashes_per_hour.max(0.0) / 3600.0) * f64::from(role.maximum.max(1));
+    let mut next_crash = if crash_peak > 0.0 {
+        faults.exponential(1.0 / crash_peak)
+    } else {
+        f64::INFINITY
+    };
     let mut arrivals_since_poll = 0u64;
     let mut rate_estimate = scenario.rate(0.0);
     let alpha = 1.0 - (-poll / RATE_WINDOW).exp();
@@ -348,7 +421,8 @@ pub fn run_traced(
         let t = next_arrival
             .min(next_completion)
             .min(next_ready)
-            .min(next_poll);
+            .min(next_poll)
+            .min(next_crash);
         if t >= end {
             sim.advance(end);
             break;
@@ -363,6 +437,14 @@ pub fn run_traced(
             sim.starting.pop_front();
             sim.ready += 1;
             sim.dispatch();
+        } else if t == next_crash {
+            // Thinning: the peak rate assumes `maximum` instances running.
+            let running = f64::from(sim.ready) / f64::from(role.maximum.max(1));
+            if faults.unit() < running.min(1.0) {
+                let pick = faults.unit();
+                sim.crash(pick);
+            }
+            next_crash = t + faults.exponential(1.0 / crash_peak);
         } else if t == next_arrival {
             if arrivals.unit() * peak <= scenario.rate(t) {
                 sim.outcome.jobs += 1;
@@ -376,20 +458,26 @@ pub fn run_traced(
             rate_estimate += alpha * (arrivals_since_poll as f64 / poll - rate_estimate);
             arrivals_since_poll = 0;
             let now = Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX);
+            let timed_out = scenario.faults.broker_timeouts > 0.0
+                && faults.unit() < scenario.faults.broker_timeouts;
             let mut inputs = observe(scenario, &history);
             inputs.now = now;
             inputs.backlog = sim.queue.len() as u64 + u64::from(sim.busy);
             inputs.arrival_rate = Some(rate_estimate);
             inputs.current = Some(sim.instances());
-            let decision = policy.decide(&inputs);
-            history.record(Sample {
-                at: now,
-                estimate: decision.estimate,
-                arrival_rate: rate_estimate,
-            });
-            if let Some(n) = decision.instances {
-                sim.scale_to(n);
-                sim.dispatch();
+            if timed_out {
+                sim.outcome.skipped_decisions += 1;
+            } else {
+                let decision = policy.decide(&inputs);
+                history.record(Sample {
+                    at: now,
+                    estimate: decision.estimate,
+                    arrival_rate: rate_estimate,
+                });
+                if let Some(n) = decision.instances {
+                    sim.scale_to(n);
+                    sim.dispatch();
+                }
             }
             if t >= next_trace {
                 let interval = every.unwrap_or(1.0);

@@ -93,3 +93,44 @@ fn capacity_is_below_raw_throughput() {
     assert_eq!(raw, 10.0);
     assert!(rate > 8.0 && rate < 10.0, "{rate}");
 }
+
+#[test]
+fn crashes_redeliver_jobs_and_replace_instances() {
+    let config = config();
+    let role = &config.roles[0];
+    let mut scenario = Scenario::new(&config, role, Shape::Square, 4.0 * 3600.0);
+    let calm = run(&scenario, &DeadlinePolicy);
+    scenario.faults.crashes_per_hour = 30.0;
+    let crashing = run(&scenario, &DeadlinePolicy);
+    assert_eq!(calm.crashes, 0);
+    assert!(crashing.crashes > 100, "{crashing:?}");
+    assert_eq!(
+        crashing.jobs, calm.jobs,
+        "faults do not change the arrivals"
+    );
+    // Redone work and replacement start times cost something, and jobs are not lost:
+    // the misses stay in line with the calm run.
+    assert!(crashing.instance_seconds >= calm.instance_seconds * 0.99);
+    assert!(crashing.busy_floor >= calm.busy_floor * 0.99);
+    assert!(crashing.miss_percent() < 1.0, "{crashing:?}");
+    // Slow replacements under the same crashes hurt more.
+    scenario.start_time = Duration::from_secs(45);
+    let slow = run(&scenario, &DeadlinePolicy);
+    assert!(slow.misses >= crashing.misses, "{slow:?} {crashing:?}");
+}
+
+#[test]
+fn broker_timeouts_skip_decisions() {
+    let config = config();
+    let role = &config.roles[0];
+    let mut scenario = Scenario::new(&config, role, Shape::Square, 2.0 * 3600.0);
+    scenario.faults.broker_timeouts = 1.0;
+    let blind = run(&scenario, &DeadlinePolicy);
+    assert_eq!(blind.scale_actions, 0, "no poll decided");
+    assert!(blind.skipped_decisions >= 7_000, "{blind:?}");
+    scenario.faults.broker_timeouts = 0.2;
+    let flaky = run(&scenario, &DeadlinePolicy);
+    let share = flaky.skipped_decisions as f64 / blind.skipped_decisions as f64;
+    assert!((share - 0.2).abs() < 0.02, "{share}");
+    assert!(flaky.miss_percent() < 1.0, "{flaky:?}");
+}

@@ -43,10 +43,20 @@ use tokio::sync::mpsc;
 use super::confirms::{AckGate, Confirms};
 use super::url::BrokerUrl;
 use super::{
-    Binding, BindingKind, DEAD_LETTER_REASON, Delivery, DeliveryStream, PublishSink, Publisher,
-    Settle, Subscription, Transport, TransportError,
+    BacklogReader, Binding, BindingKind, DEAD_LETTER_REASON, Delivery, DeliveryStream, PublishSink,
+    Publisher, Settle, Subscription, Transport, TransportError,
 };
 use crate::message::{JSON, Message};
+
+impl BacklogReader for AmqpTransport {
+    fn waiting<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<u64, TransportError>> {
+        Box::pin(self.queue_depth(queue))
+    }
+
+    fn method(&self) -> &'static str {
+        "passive queue.declare"
+    }
+}
 
 /// Header naming the queue a dead-lettered message was consumed from.
 pub const DEAD_LETTER_QUEUE: &str = "x-wasmflo-queue";
@@ -66,6 +76,8 @@ pub struct AmqpTransport {
     publishing: Arc<Publishing>,
     prefetch: u16,
     fbp_declared: AtomicBool,
+    /// The channel backlog reads use (a passive declare of a missing queue closes it).
+    inspecting: tokio::sync::Mutex<Option<Channel>>,
 }
 
 impl std::fmt::Debug for AmqpTransport {
@@ -176,7 +188,36 @@ impl AmqpTransport {
             publishing,
             prefetch: url.prefetch,
             fbp_declared: AtomicBool::new(false),
+            inspecting: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// Ready messages in `queue`, by a passive `queue.declare` (`message_count`): exact
+    /// now, unlike the management API's statistics, which lag by seconds.
+    pub async fn queue_depth(&self, queue: &str) -> Result<u64, TransportError> {
+        let mut slot = self.inspecting.lock().await;
+        let channel = match slot.as_ref().filter(|c| c.status().connected()) {
+            Some(c) => c.clone(),
+            None => {
+                let c = self.declaring(queue).await?;
+                *slot = Some(c.clone());
+                c
+            }
+        };
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        match channel
+            .queue_declare(queue.into(), options, FieldTable::default())
+            .await
+        {
+            Ok(q) => Ok(u64::from(q.message_count())),
+            Err(e) => {
+                *slot = None;
+                Err(broker(queue, e))
+            }
+        }
     }
 
     /// A short-lived channel for declarations: a refused declaration closes its channel.
@@ -391,6 +432,10 @@ impl Publishing {
 impl Transport for AmqpTransport {
     fn kind(&self) -> &'static str {
         "amqp"
+    }
+
+    fn backlog_reader(&self) -> Option<&dyn BacklogReader> {
+        Some(self)
     }
 
     async fn declare_queue(&self, queue: &str) -> Result<(), TransportError> {

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use futures_util::future::BoxFuture;
 
 use super::{
-    Binding, DEAD_LETTER_REASON, Delivery, DeliveryStream, PublishSink, Publisher, Settle,
-    Subscription, Transport, TransportError,
+    BacklogReader, Binding, DEAD_LETTER_REASON, Delivery, DeliveryStream, PublishSink, Publisher,
+    Settle, Subscription, Transport, TransportError,
 };
 use crate::message::Message;
 
@@ -190,6 +190,20 @@ impl Transport for MemoryTransport {
 
     fn pending(&self) -> Option<u64> {
         Some(self.shared.pending.load(Ordering::Acquire))
+    }
+
+    fn backlog_reader(&self) -> Option<&dyn BacklogReader> {
+        Some(self)
+    }
+}
+
+impl BacklogReader for MemoryTransport {
+    fn waiting<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<u64, TransportError>> {
+        Box::pin(std::future::ready(Ok(self.depth(queue) as u64)))
+    }
+
+    fn method(&self) -> &'static str {
+        "queue length"
     }
 }
 

@@ -8,9 +8,11 @@
 //!
 //! Backends: [`MemoryTransport`] (in-process, the default), [`MqttTransport`] and
 //! [`AmqpTransport`] (brokers, see their module docs for the wire conventions);
-//! [`connect`] picks one from a broker URL.
+//! [`connect`] picks one from a broker URL. Each also reads its queues' depth for the
+//! autoscaler ([`BacklogReader`]).
 
 mod amqp;
+mod backlog;
 mod confirms;
 mod memory;
 mod mqtt;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 pub use amqp::AmqpTransport;
+pub use backlog::BacklogReader;
 pub use memory::{DeadLetter, MemoryTransport};
 pub use mqtt::MqttTransport;
 pub use url::{BrokerUrl, CA_FILE_ENV, Scheme, connect};
@@ -120,6 +123,11 @@ pub trait Transport: Send + Sync + Debug + 'static {
     /// Messages published but not yet acked or nacked, when the transport can tell
     /// (the in-process one can; a broker keeps its queues durable instead).
     fn pending(&self) -> Option<u64> {
+        None
+    }
+
+    /// Reads queue depths for the autoscaler; `None` when the transport cannot.
+    fn backlog_reader(&self) -> Option<&dyn BacklogReader> {
         None
     }
 

@@ -44,8 +44,8 @@ use tokio::task::JoinHandle;
 use super::confirms::{AckGate, Confirms};
 use super::url::BrokerUrl;
 use super::{
-    Binding, Delivery, DeliveryStream, PublishSink, Publisher, Settle, Subscription, Transport,
-    TransportError,
+    BacklogReader, Binding, Delivery, DeliveryStream, PublishSink, Publisher, Settle, Subscription,
+    Transport, TransportError,
 };
 use crate::message::Message;
 
@@ -217,6 +217,14 @@ impl MqttTransport {
             tasks,
             forwards: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Messages of `queue` the broker delivered to this connection that no consumer took
+    /// yet (MQTT has no queue depth; see `backlog.rs` for what this misses).
+    pub fn held(&self, queue: &str) -> u64 {
+        lock(&self.conn.shared.queues)
+            .get(queue)
+            .map_or(0, |q| q.rx.len() as u64)
     }
 
     async fn stream(&self, queue: &str) -> Result<Subscription, TransportError> {
@@ -524,6 +532,10 @@ impl Transport for MqttTransport {
         self.stream(queue).await
     }
 
+    fn backlog_reader(&self) -> Option<&dyn BacklogReader> {
+        Some(self)
+    }
+
     async fn publisher(&self, topic: &str) -> Result<Publisher, TransportError> {
         Ok(Publisher::new(
             topic,
@@ -583,6 +595,16 @@ impl Transport for MqttTransport {
         self.conn
             .publish(DISCOVERY_TOPIC, QoS::AtMostOnce, false, discovery.data)
             .await
+    }
+}
+
+impl BacklogReader for MqttTransport {
+    fn waiting<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<u64, TransportError>> {
+        Box::pin(std::future::ready(Ok(self.held(queue))))
+    }
+
+    fn method(&self) -> &'static str {
+        "messages held by this connection"
     }
 }
 

@@ -12,6 +12,8 @@
 //! - `"flood"`: calls send on `out` 100 000 times, ignoring refusals; nacks (internal)
 //!   if any send was refused;
 //! - `"big"`: sends one message of [`BIG_MESSAGE`] bytes on `out`;
+//! - `{"busy": N, ...}`: spins N loop iterations (a job with a processing time), then
+//!   echoes like any other value;
 //! - anything else (any JSON): sends `{"echo":<input>,"param":<last param or null>,
 //!   "count":<n>}` on `out`, where `n` counts the `in` messages this instance has
 //!   processed, this one included.
@@ -48,6 +50,8 @@ pub enum Command {
     Flood,
     /// Send one message of [`BIG_MESSAGE`] bytes.
     Big,
+    /// Spin this many iterations, then echo the value.
+    Busy(u64, Value),
     /// Echo this value.
     Echo(Value),
 }
@@ -65,7 +69,10 @@ impl Command {
             Some("nack") => Self::Nack,
             Some("flood") => Self::Flood,
             Some("big") => Self::Big,
-            _ => Self::Echo(value),
+            _ => match value.get("busy").and_then(Value::as_u64) {
+                Some(n) => Self::Busy(n, value),
+                None => Self::Echo(value),
+            },
         })
     }
 }
@@ -122,6 +129,10 @@ impl Participant for Hostile {
                         "out",
                         Message::bytes(Message::JSON, vec![b' '; BIG_MESSAGE]),
                     ),
+                    Command::Busy(n, input) => {
+                        busy(n);
+                        ctx.send_json("out", &echo(input, self.param.as_ref(), self.count))
+                    }
                     Command::Echo(input) => {
                         ctx.send_json("out", &echo(input, self.param.as_ref(), self.count))
                     }
@@ -146,6 +157,13 @@ fn trap() -> ! {
 fn spin() -> ! {
     let mut n = 0u64;
     loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+fn busy(iterations: u64) {
+    let mut n = 0u64;
+    for _ in 0..iterations {
         n = black_box(n.wrapping_add(1));
     }
 }

@@ -1,0 +1,381 @@
+//! The autoscaler of a running host: every poll interval, for each role of the guv
+//! configuration, reads the backlog and the measured processing times, asks the policy,
+//! resizes the role's instance pool, and reports the decision.
+//!
+//! The measuring is pure ([`Estimator`]); the task ([`Autoscaler::run`]) only reads
+//! counters and queue depths and moves instances. Each decision is written as one JSON
+//! line ([`DecisionRecord`]); a role that needs more instances than its maximum raises an
+//! alert: a warning in the log when it gets there, and the `wasmflo_role_at_max` metric.
+//!
+//! The instance start time the policy plans with is the configuration's `boot`: a pool
+//! instance is ready once its component is instantiated, microseconds to milliseconds.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::config::{RoleConfig, ScalingConfig};
+use super::policy::{History, Inputs, Policy, ProcessingStats, Sample};
+use crate::metrics::{RoleMetrics, TimeSums};
+use crate::network::Network;
+use crate::pool::PoolHandle;
+use crate::transport::{Transport, queue_name};
+
+/// Why an autoscaler cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AutoscaleError {
+    /// The configuration names a role the graph does not run.
+    #[error("role '{role}' is not a process of the graph; its processes: {known}")]
+    UnknownRole {
+        /// The role.
+        role: String,
+        /// The graph's processes.
+        known: String,
+    },
+    /// The transport cannot read queue depths.
+    #[error("the {0} transport cannot read queue depths")]
+    NoBacklog(&'static str),
+}
+
+/// One decision, as written to the decisions log (one JSON object per line).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DecisionRecord {
+    /// Seconds since the autoscaler started.
+    pub t: f64,
+    /// The role.
+    pub role: String,
+    /// The policy deciding.
+    pub policy: &'static str,
+    /// Messages waiting or in flight.
+    pub backlog: u64,
+    /// Of those, in flight.
+    pub in_flight: u64,
+    /// Measured arrivals per second.
+    pub arrival_rate: f64,
+    /// Processing-time mean and standard deviation used, seconds.
+    pub processing_mean: f64,
+    /// See `processing_mean`.
+    pub processing_stddev: f64,
+    /// Instances before.
+    pub from: u32,
+    /// Instances after.
+    pub to: u32,
+    /// Instances needed before clamping to the maximum.
+    pub wanted: u32,
+    /// Whether the role needs more than its maximum.
+    pub at_max: bool,
+}
+
+/// Turns successive counter readings into an arrival rate and processing statistics.
+///
+/// Arrivals over a poll are what the backlog grew by plus what was completed; the rate
+/// is smoothed (half weight per poll) so one bursty poll does not swing the decision.
+/// Processing statistics need a few calls in the window, otherwise the last estimate
+/// (or, before any, the configuration) stands.
+#[derive(Debug, Clone, Default)]
+pub struct Estimator {
+    last: Option<Reading>,
+    rate: Option<f64>,
+    processing: Option<ProcessingStats>,
+}
+
+/// One poll's counters for a role.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    /// When, seconds.
+    pub at: f64,
+    /// Waiting plus in flight.
+    pub backlog: u64,
+    /// Messages settled so far (acked or failed).
+    pub completed: u64,
+    /// Processing-time sums so far.
+    pub times: TimeSums,
+}
+
+/// Calls a window needs before its processing statistics replace the previous ones.
+const MIN_TIMED_CALLS: u64 = 3;
+
+impl Estimator {
+    /// Takes a reading; returns the arrival rate (jobs/s) and processing statistics to use.
+    pub fn observe(&mut self, now: Reading) -> (Option<f64>, Option<ProcessingStats>) {
+        if let Some(last) = self.last {
+            let dt = now.at - last.at;
+            if dt > 0.0 {
+                let grew = now.backlog as f64 - last.backlog as f64;
+                let done = now.completed.wrapping_sub(last.completed) as f64;
+                let sample = ((grew + done) / dt).max(0.0);
+                self.rate = Some(match self.rate {
+                    Some(r) => 0.5 * r + 0.5 * sample,
+                    None => sample,
+                });
+            }
+            if let Some((n, mean, stddev)) = now.times.since(&last.times)
+                && n >= MIN_TIMED_CALLS
+            {
+                self.processing = Some(ProcessingStats { mean, stddev });
+            }
+        }
+        self.last = Some(now);
+        (self.rate, self.processing)
+    }
+}
+
+/// A role under the autoscaler.
+#[derive(Debug)]
+struct Scaled {
+    config: RoleConfig,
+    pool: PoolHandle,
+    queues: Vec<String>,
+    metrics: Arc<RoleMetrics>,
+    history: History,
+    estimator: Estimator,
+    saturated: bool,
+}
+
+/// The autoscaler task of one network.
+pub struct Autoscaler {
+    config: ScalingConfig,
+    policy: Box<dyn Policy + Send + Sync>,
+    roles: Vec<Scaled>,
+    transport: Arc<dyn Transport>,
+    sink: Box<dyn Write + Send>,
+    records: Option<tokio::sync::mpsc::UnboundedSender<DecisionRecord>>,
+}
+
+impl std::fmt::Debug for Autoscaler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Autoscaler")
+            .field("policy", &self.policy.name())
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Autoscaler {
+    /// An autoscaler of `network`'s processes named in `config`, writing decisions to `sink`.
+    ///
+    /// A role's backlog is read from its process's inport queues (parameter ports
+    /// excepted), or from guv's `queue` when that names something other than the role.
+    pub fn new(
+        config: ScalingConfig,
+        policy: Box<dyn Policy + Send + Sync>,
+        network: &Network,
+        sink: Box<dyn Write + Send>,
+    ) -> Result<Self, AutoscaleError> {
+        let transport = network.transport().clone();
+        if transport.backlog_reader().is_none() {
+            return Err(AutoscaleError::NoBacklog(transport.kind()));
+        }
+        let mut roles = Vec::new();
+        for role in &config.roles {
+            let (Some(info), Some(pool)) = (network.process(&role.name), network.pool(&role.name))
+            else {
+                let known = network
+                    .processes()
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(AutoscaleError::UnknownRole {
+                    role: role.name.clone(),
+                    known,
+                });
+            };
+            let queues = if role.queue == role.name {
+                info.component
+                    .definition
+                    .inports
+                    .iter()
+                    .filter(|p| !p.parameter)
+                    .map(|p| queue_name(&role.name, &p.id))
+                    .collect()
+            } else {
+                vec![role.queue.clone()]
+            };
+            roles.push(Scaled {
+                config: role.clone(),
+                pool,
+                queues,
+                metrics: network.metrics().role(&role.name),
+                history: History::for_config(&config),
+                estimator: Estimator::default(),
+                saturated: false,
+            });
+        }
+        Ok(Autoscaler {
+            config,
+            policy,
+            roles,
+            transport,
+            sink,
+            records: None,
+        })
+    }
+
+    /// Also sends every decision on `tx` (tests, benchmarks).
+    pub fn with_records(mut self, tx: tokio::sync::mpsc::UnboundedSender<DecisionRecord>) -> Self {
+        self.records = Some(tx);
+        self
+    }
+
+    /// Decides every poll interval until `stop` resolves.
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
+        let began = Instant::now();
+        for role in &self.roles {
+            let n = role.pool.instances().await;
+            let clamped = n.clamp(role.config.minimum.max(1), role.config.maximum.max(1));
+            if clamped != n
+                && let Err(e) = role.pool.resize(clamped).await
+            {
+                tracing::error!(role = %role.config.name, "cannot resize: {e}");
+            }
+        }
+        let poll = self.config.poll_interval.max(Duration::from_micros(100));
+        let mut ticks = tokio::time::interval(poll);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                _ = ticks.tick() => {
+                    let now = began.elapsed();
+                    for i in 0..self.roles.len() {
+                        self.decide(i, now).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn decide(&mut self, index: usize, now: Duration) {
+        let Some(reader) = self.transport.backlog_reader() else {
+            return;
+        };
+        let role = &mut self.roles[index];
+        let mut waiting = 0u64;
+        for queue in &role.queues {
+            match reader.waiting(queue).await {
+                Ok(n) => waiting += n,
+                Err(e) => {
+                    tracing::warn!(role = %role.config.name, "reading the backlog of {queue} ({}): {e}", reader.method());
+                    return;
+                }
+            }
+        }
+        let in_flight = role.metrics.in_flight();
+        let backlog = waiting + in_flight;
+        role.metrics.set_backlog(backlog);
+        let (rate, processing) = role.estimator.observe(Reading {
+            at: now.as_secs_f64(),
+            backlog,
+            completed: role.metrics.processed() + role.metrics.failed(),
+            times: role.metrics.time_sums(),
+        });
+        let from = role.pool.instances().await;
+        let decision = {
+            let mut inputs = Inputs::new(&self.config, &role.config, &role.history);
+            inputs.now = now;
+            inputs.backlog = backlog;
+            inputs.arrival_rate = rate;
+            inputs.processing = processing;
+            inputs.current = Some(from);
+            self.policy.decide(&inputs)
+        };
+        role.history.record(Sample {
+            at: now,
+            estimate: decision.estimate,
+            arrival_rate: rate.unwrap_or(0.0),
+        });
+        let mut to = from;
+        if let Some(n) = decision.instances
+            && n != from
+        {
+            match role.pool.resize(n).await {
+                Ok(now_running) => to = now_running,
+                Err(e) => tracing::error!(role = %role.config.name, "cannot resize to {n}: {e}"),
+            }
+        }
+        let saturated = decision.saturated(&role.config);
+        role.metrics.decided(saturated);
+        if saturated && !role.saturated {
+            tracing::warn!(
+                role = %role.config.name,
+                "at its maximum of {} instances and needs {}: jobs may miss the {:?} deadline",
+                role.config.maximum,
+                decision.wanted,
+                role.config.deadline
+            );
+        } else if !saturated && role.saturated {
+            tracing::info!(role = %role.config.name, "back within its maximum");
+        }
+        role.saturated = saturated;
+        let used = processing.unwrap_or(ProcessingStats {
+            mean: role.config.processing.as_secs_f64(),
+            stddev: role.config.stddev.as_secs_f64(),
+        });
+        let record = DecisionRecord {
+            t: now.as_secs_f64(),
+            role: role.config.name.clone(),
+            policy: self.policy.name(),
+            backlog,
+            in_flight,
+            arrival_rate: rate.unwrap_or(0.0),
+            processing_mean: used.mean,
+            processing_stddev: used.stddev,
+            from,
+            to,
+            wanted: decision.wanted,
+            at_max: saturated,
+        };
+        if let Ok(line) = serde_json::to_string(&record)
+            && let Err(e) = writeln!(self.sink, "{line}").and_then(|()| self.sink.flush())
+        {
+            tracing::warn!("writing a scaling decision: {e}");
+        }
+        if let Some(tx) = &self.records {
+            let _ = tx.send(record);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(at: f64, backlog: u64, completed: u64, times: TimeSums) -> Reading {
+        Reading {
+            at,
+            backlog,
+            completed,
+            times,
+        }
+    }
+
+    #[test]
+    fn arrivals_are_growth_plus_completions() {
+        let mut e = Estimator::default();
+        let t0 = TimeSums::default();
+        assert_eq!(e.observe(reading(0.0, 10, 0, t0)), (None, None));
+        // 10 more waiting and 20 done in 1 s: 30 arrived.
+        let t1 = TimeSums {
+            count: 20,
+            sum_us: 20 * 1000,
+            sq_us: 20 * 1000 * 1000,
+        };
+        let (rate, processing) = e.observe(reading(1.0, 20, 20, t1));
+        assert_eq!(rate, Some(30.0));
+        let p = processing.unwrap_or(ProcessingStats {
+            mean: 0.0,
+            stddev: 1.0,
+        });
+        assert!((p.mean - 0.001).abs() < 1e-12 && p.stddev.abs() < 1e-9);
+        // The queue emptied with nothing done (clipped at no arrivals): the rate halves,
+        // the processing estimate stands.
+        let (rate, processing) = e.observe(reading(2.0, 0, 20, t1));
+        assert_eq!(rate, Some(15.0));
+        assert_eq!(processing, Some(p));
+    }
+}
