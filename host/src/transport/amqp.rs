@@ -25,8 +25,9 @@
 //!   as MsgFlo sends it) and its metadata as string headers. Every message is persistent
 //!   (delivery mode 2), so the durable queues keep it across a broker restart.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -37,7 +38,7 @@ use lapin::options::{
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Acker, BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::mpsc;
 
 use super::confirms::{AckGate, Confirms};
@@ -94,7 +95,7 @@ struct Publishing {
     channel: Channel,
     confirms: Confirms,
     /// Confirms of deferred publishes, awaited in order by a tracker task.
-    tracker: mpsc::UnboundedSender<(u64, lapin::PublisherConfirm)>,
+    tracker: mpsc::UnboundedSender<(u64, lapin::PublisherConfirm, tokio::time::Instant)>,
 }
 
 fn broker(name: &str, e: impl std::fmt::Display) -> TransportError {
@@ -354,13 +355,23 @@ fn message(data: Vec<u8>, props: &BasicProperties) -> Message {
     msg
 }
 
+/// How long a publish may wait for its confirm before it counts as failed.
+const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Settles deferred publishes as their confirms arrive.
 async fn track(
-    mut rx: mpsc::UnboundedReceiver<(u64, lapin::PublisherConfirm)>,
+    mut rx: mpsc::UnboundedReceiver<(u64, lapin::PublisherConfirm, tokio::time::Instant)>,
     publishing: std::sync::Weak<Publishing>,
 ) {
-    while let Some((seq, confirm)) = rx.recv().await {
-        let ok = matches!(confirm.await, Ok(c) if c.is_ack());
+    while let Some((seq, confirm, published)) = rx.recv().await {
+        // A publish of a connection that lapin has since recovered may never see its
+        // confirm; waiting for it would hold every later ack (and, through the prefetch
+        // window, the consumer). Unconfirmed in time counts as failed: the input is put
+        // back and redelivered (at least once).
+        let ok = matches!(
+            tokio::time::timeout_at(published + CONFIRM_TIMEOUT, confirm).await,
+            Ok(Ok(c)) if c.is_ack()
+        );
         let Some(p) = publishing.upgrade() else {
             return;
         };
@@ -384,7 +395,8 @@ impl Publishing {
             .await;
         match published {
             Ok(confirm) => {
-                if self.tracker.send((seq, confirm)).is_err() {
+                let now = tokio::time::Instant::now();
+                if self.tracker.send((seq, confirm, now)).is_err() {
                     self.confirms.end(seq, false);
                 }
                 Ok(())
@@ -552,6 +564,8 @@ impl Transport for AmqpTransport {
         let settle = Arc::new(AmqpSettle {
             tx,
             publishing: self.publishing.clone(),
+            ackers: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
         });
         Ok(Subscription::new(
             queue,
@@ -639,11 +653,17 @@ impl Transport for AmqpTransport {
     }
 }
 
+/// What to do with one delivery. Deliveries are settled through their own lapin
+/// `Acker`, never by tag on the channel: after lapin recovers a connection the channel's
+/// delivery tags start again, so an ack by tag for a delivery of the old connection would
+/// settle a different, unprocessed message of the new one and lose it. An old
+/// connection's ackers are poisoned instead, and settling them does nothing (the broker
+/// has already put those messages back).
 enum SettleOp {
     /// Ack once every publish up to the second number is confirmed.
-    Ack(u64, u64),
-    Nack(u64, Message, String),
-    Release(u64),
+    Ack(Acker, u64),
+    Nack(Acker, Message, String),
+    Release(Acker),
 }
 
 /// Settles one consumer's deliveries in order; a nack waits for its dead-letter
@@ -662,30 +682,39 @@ async fn settle_loop(
     };
     while let Some(op) = rx.recv().await {
         let result = match op {
-            SettleOp::Ack(tag, upto) => {
+            SettleOp::Ack(acker, upto) => {
                 if gate.pass(&publishing.confirms, upto).await {
-                    channel.basic_ack(tag, BasicAckOptions::default()).await
+                    acker.ack(BasicAckOptions::default()).await
                 } else {
                     tracing::warn!("an output of a '{queue}' message was not confirmed; requeued");
-                    channel.basic_nack(tag, requeue).await
+                    acker.nack(requeue).await
                 }
             }
-            SettleOp::Release(tag) => channel.basic_nack(tag, requeue).await,
-            SettleOp::Nack(tag, mut msg, reason) => {
+            SettleOp::Release(acker) => acker.nack(requeue).await,
+            SettleOp::Nack(acker, mut msg, reason) => {
                 msg.set_meta(DEAD_LETTER_REASON, reason);
                 msg.set_meta(DEAD_LETTER_QUEUE, queue.as_str());
+                if !acker.usable() {
+                    // From a connection that is gone: the broker redelivers it.
+                    continue;
+                }
                 match publishing.publish(&dead, "", &msg).await {
-                    Ok(()) => channel.basic_ack(tag, BasicAckOptions::default()).await,
+                    Ok(()) => acker.ack(BasicAckOptions::default()).await,
                     Err(e) => {
                         tracing::error!("dead-lettering to {dead}: {e}; rejecting instead");
-                        channel.basic_nack(tag, BasicNackOptions::default()).await
+                        acker.nack(BasicNackOptions::default()).await
                     }
                 }
             }
         };
-        if let Err(e) = result {
+        match result {
+            Ok(true) => {}
+            // A delivery of a connection lost since: the broker has put it back.
+            Ok(false) => {
+                tracing::debug!("a '{queue}' delivery from a lost connection; redelivered")
+            }
             // The channel is gone: its unacked deliveries return to the queue.
-            tracing::warn!("settling a delivery of '{queue}': {e}");
+            Err(e) => tracing::warn!("settling a delivery of '{queue}': {e}"),
         }
     }
     let _ = channel.close(200, "done".into()).await;
@@ -704,7 +733,8 @@ impl DeliveryStream for AmqpStream {
             match self.consumer.next().await? {
                 Ok(d) => {
                     let msg = message(d.data, &d.properties);
-                    return Some(Delivery::new(msg, self.settle.clone(), d.delivery_tag));
+                    let id = self.settle.remember(d.acker);
+                    return Some(Delivery::new(msg, self.settle.clone(), id));
                 }
                 Err(e) => tracing::warn!("consuming '{}': {e}", self.queue),
             }
@@ -715,20 +745,48 @@ impl DeliveryStream for AmqpStream {
 struct AmqpSettle {
     tx: mpsc::UnboundedSender<SettleOp>,
     publishing: Arc<Publishing>,
+    /// The ackers of unsettled deliveries, by an id of ours that, unlike the
+    /// channel's delivery tags, never repeats across connection recoveries.
+    ackers: Mutex<HashMap<u64, Acker>>,
+    next_id: AtomicU64,
+}
+
+impl AmqpSettle {
+    fn remember(&self, acker: Acker) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.ackers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, acker);
+        id
+    }
+
+    fn take(&self, id: u64) -> Option<Acker> {
+        self.ackers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id)
+    }
 }
 
 impl Settle for AmqpSettle {
     fn ack(&self, tag: u64) {
         let upto = self.publishing.confirms.issued();
-        let _ = self.tx.send(SettleOp::Ack(tag, upto));
+        if let Some(acker) = self.take(tag) {
+            let _ = self.tx.send(SettleOp::Ack(acker, upto));
+        }
     }
 
     fn nack(&self, tag: u64, msg: Message, reason: &str) {
-        let _ = self.tx.send(SettleOp::Nack(tag, msg, reason.to_string()));
+        if let Some(acker) = self.take(tag) {
+            let _ = self.tx.send(SettleOp::Nack(acker, msg, reason.to_string()));
+        }
     }
 
     fn release(&self, tag: u64, _msg: Message) {
-        let _ = self.tx.send(SettleOp::Release(tag));
+        if let Some(acker) = self.take(tag) {
+            let _ = self.tx.send(SettleOp::Release(acker));
+        }
     }
 }
 
