@@ -8,7 +8,7 @@ use wasmflo_guest::prelude::*;
 
 /// Parses a temperature message: a finite JSON number in °C.
 pub fn parse_celsius(msg: &Message) -> Result<f64, Nack> {
-    let value = msg.json_f64().map_err(|n| {
+    let value: f64 = msg.json().map_err(|n| {
         Nack::invalid_input(format!(
             "expected a temperature in °C as a JSON number: {}",
             n.reason()
