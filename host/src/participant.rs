@@ -209,9 +209,17 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
         p.deliver_direct(&port, msg).await;
     }
 
-    let mut merged: SelectAll<_> = SelectAll::new();
+    // Parameter ports are served first: a setting sent before a message (an IIP, a
+    // protocol client's `unit` then `in`) must apply to it, though each port is its own
+    // queue and nothing else orders them.
+    let (mut params, mut merged): (SelectAll<_>, SelectAll<_>) =
+        (SelectAll::new(), SelectAll::new());
     for (port, sub) in inports {
-        merged.push(port_stream(port, sub));
+        if p.is_parameter(&port) {
+            params.push(port_stream(port, sub));
+        } else {
+            merged.push(port_stream(port, sub));
+        }
     }
 
     loop {
@@ -231,8 +239,15 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
             }
             Some(next) = next_update(&mut updates) => {
                 for (port, sub) in p.swap(next).await {
-                    merged.push(port_stream(port, sub));
+                    if p.is_parameter(&port) {
+                        params.push(port_stream(port, sub));
+                    } else {
+                        merged.push(port_stream(port, sub));
+                    }
                 }
+            }
+            Some((port, delivery)) = params.next(), if !params.is_empty() => {
+                p.handle(&port, delivery).await;
             }
             item = merged.next(), if !merged.is_empty() => match item {
                 Some((port, delivery)) => {
@@ -244,13 +259,18 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
                         if updates.as_ref().is_some_and(|u| u.has_changed().unwrap_or(false)) {
                             break;
                         }
+                        if let Some(Some((port, delivery))) = params.next().now_or_never() {
+                            p.handle(&port, delivery).await;
+                            continue;
+                        }
                         match merged.next().now_or_never() {
                             Some(Some((port, delivery))) => p.handle(&port, delivery).await,
                             _ => break,
                         }
                     }
                 }
-                None => break,
+                None if params.is_empty() => break,
+                None => {}
             },
             () = sleep_until(next_timer) => {
                 if let Some((id, _)) = next_timer { p.fire_timer(id).await; }
@@ -612,6 +632,14 @@ impl Participant {
                 self.ensure_instance().await;
             }
         }
+    }
+
+    /// Whether `port` is a parameter inport of the current component version.
+    fn is_parameter(&self, port: &str) -> bool {
+        self.component
+            .definition()
+            .inport(port)
+            .is_some_and(|p| p.parameter)
     }
 
     async fn call_process(&mut self, port: &str, msg: &Message) -> Result<(), String> {
