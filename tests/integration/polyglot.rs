@@ -504,19 +504,25 @@ fn a_c_guest_built_against_an_older_world_is_refused_by_name() {
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
-#[test]
-fn a_js_guest_missing_an_export_fails_its_build_naming_it() {
+/// A guest folder `name` holding `file` (a shipped component's source after `edit`) and
+/// a manifest for `component` in `language`; returns the result of building it.
+fn build_broken(
+    name: &str,
+    component: &str,
+    language: &str,
+    file: &str,
+    shipped: &str,
+    edit: impl FnOnce(&str) -> String,
+) -> Result<Vec<wasmflo_guest_build::BuiltComponent>, wasmflo_guest_build::BuildError> {
     polyglot();
-    let dir = scratch("missing-export");
+    let dir = scratch(name);
     std::fs::write(
         dir.join("wasmflo.toml"),
-        "component = \"broken/NoTimer\"\nlanguage = \"js\"\n",
+        format!("component = \"{component}\"\nlanguage = \"{language}\"\n"),
     )
     .expect("manifest");
-    let src = std::fs::read_to_string(repo().join("components/js/temperature-format/index.js"))
-        .expect("index.js");
-    let cut = src.find("export function onTimer").expect("onTimer");
-    std::fs::write(dir.join("index.js"), &src[..cut]).expect("index.js");
+    let src = std::fs::read_to_string(repo().join(shipped)).expect("shipped source");
+    std::fs::write(dir.join(file), edit(&src)).expect("source");
     let guests = discover_foreign(std::slice::from_ref(&dir)).expect("discover");
     let root = repo();
     let opts = ForeignOptions {
@@ -524,9 +530,21 @@ fn a_js_guest_missing_an_export_fails_its_build_naming_it() {
         target_dir: workspace_target_dir(&root),
         out_dir: dir.join("out"),
     };
-    let err = build_foreign(&opts, &guests)
-        .expect_err("the build fails")
-        .to_string();
+    build_foreign(&opts, &guests)
+}
+
+#[test]
+fn a_js_guest_missing_an_export_fails_its_build_naming_it() {
+    let err = build_broken(
+        "missing-export",
+        "broken/NoTimer",
+        "js",
+        "index.js",
+        "components/js/temperature-format/index.js",
+        |src| src[..src.find("export function onTimer").expect("onTimer")].to_string(),
+    )
+    .expect_err("the build fails")
+    .to_string();
     assert!(
         err.contains("broken/NoTimer") && err.contains("onTimer"),
         "{err}"
@@ -536,29 +554,21 @@ fn a_js_guest_missing_an_export_fails_its_build_naming_it() {
 
 #[test]
 fn an_uncaught_python_exception_names_itself_in_the_fault() {
-    polyglot();
-    let dir = scratch("python-exception");
-    std::fs::write(
-        dir.join("wasmflo.toml"),
-        "component = \"broken/Divide\"\nlanguage = \"python\"\n",
+    let built = build_broken(
+        "python-exception",
+        "broken/Divide",
+        "python",
+        "app.py",
+        "components/python/temperature-format/app.py",
+        |src| {
+            src.replacen(
+                "        value = wasmflo.json_of(msg)\n",
+                "        value = wasmflo.json_of(msg)\n        if value == 0:\n            return 1 / 0\n",
+                1,
+            )
+        },
     )
-    .expect("manifest");
-    let app = std::fs::read_to_string(repo().join("components/python/temperature-format/app.py"))
-        .expect("app.py");
-    let app = app.replacen(
-        "        value = wasmflo.json_of(msg)\n",
-        "        value = wasmflo.json_of(msg)\n        if value == 0:\n            return 1 / 0\n",
-        1,
-    );
-    std::fs::write(dir.join("app.py"), app).expect("app.py");
-    let guests = discover_foreign(std::slice::from_ref(&dir)).expect("discover");
-    let root = repo();
-    let opts = ForeignOptions {
-        workspace_root: root.clone(),
-        target_dir: workspace_target_dir(&root),
-        out_dir: dir.join("out"),
-    };
-    let built = build_foreign(&opts, &guests).expect("builds");
+    .expect("builds");
     let loaded = loader().load(&built[0].path).expect("loads");
     let mut instance = loaded
         .instantiate(Arc::from("divide"), &Limits::default())
