@@ -365,19 +365,34 @@ async fn a_graph_mixes_all_four_languages() {
 
 // --- standalone participants on both brokers --------------------------------------------
 
+/// Every non-Rust participant, one input and the output it must give.
+const STANDALONE: [(&str, &str, &str); 6] = [
+    ("c/Format", "22.25", r#""Temperature: 22.3 C""#),
+    ("python/Format", "22.25", r#""Temperature: 22.3 C""#),
+    ("js/Format", "22.25", r#""Temperature: 22.3 C""#),
+    ("c/Median", "22.25", "22.25"),
+    ("js/Template", r#"{"value": 7}"#, r#""7""#),
+    (
+        "python/Stats",
+        "4",
+        r#"{"count":1,"mean":4.0,"median":4.0,"stdev":0.0,"min":4.0,"max":4.0,"p10":4.0,"p90":4.0}"#,
+    ),
+];
+
 async fn standalone_on(url: &str) {
     polyglot();
     let t = client(url).await;
-    for name in &FORMATTERS[1..] {
-        let r = role("fmt");
+    for (name, input, expected) in STANDALONE {
+        let r = role("solo");
         let mut out = consume(&t, &format!("{r}.OUT")).await;
         let mut p = brokers::participant(url, &[format!("{r}={name}")]);
         p.stdout_line(&format!("ready {r}")).await;
-        t.send_to_queue(&format!("{r}.IN"), Message::json_text("22.25"))
+        t.send_to_queue(&format!("{r}.IN"), Message::json_text(input))
             .await
             .expect("send");
         let got: Value = serde_json::from_slice(&brokers::next(&mut out).await.data).expect("JSON");
-        assert_eq!(got, json!("Temperature: 22.3 C"), "{name} on {url}");
+        let expected: Value = serde_json::from_str(expected).expect("expected JSON");
+        assert_eq!(got, expected, "{name} on {url}");
     }
 }
 
