@@ -84,22 +84,6 @@ impl Message {
             .map_err(|err| Nack::invalid_input(format!("invalid JSON payload: {err}")))
     }
 
-    /// The payload as exactly one JSON number, parsed to the nearest `f64`.
-    ///
-    /// `json::<f64>()` validates the same inputs, but serde_json's fast path can be one
-    /// unit in the last place off for long inputs (its exact parser costs ~24 KB per
-    /// component); this re-parses the validated text with core's correctly rounded
-    /// parser, so a reading means the same double here as in C, Python or JavaScript.
-    /// That parser costs ~20 KB too, which is why `temperature/Format` (booted on a
-    /// 512 KiB device in the edge host's tests) keeps `json::<f64>()`.
-    pub fn json_f64(&self) -> Result<f64, Nack> {
-        let approximate: f64 = self.json()?;
-        let text = core::str::from_utf8(&self.data)
-            .map(|t| t.trim_matches([' ', '\t', '\n', '\r']))
-            .unwrap_or_default();
-        Ok(text.parse::<f64>().unwrap_or(approximate))
-    }
-
     /// The payload as a number: a JSON number, or a JSON string holding one, because
     /// `.fbp` IIPs such as `'1000' -> INTERVAL sensor` arrive as strings (MsgFlo's
     /// convention). Nacks with `invalid-input` otherwise.

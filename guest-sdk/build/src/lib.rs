@@ -222,7 +222,7 @@ pub fn componentize(crate_name: &str, module: &[u8]) -> Result<Vec<u8>, BuildErr
 /// Writes `bytes` to `path` through a temporary file and a rename, unless the file
 /// already holds exactly these bytes, so mtimes only move on real changes and a
 /// watcher never sees a half-written component.
-pub(crate) fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }

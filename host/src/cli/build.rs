@@ -28,7 +28,7 @@ pub struct BuildArgs {
     out: Option<PathBuf>,
 }
 
-fn parse_language(name: &str) -> Result<Language, String> {
+pub(super) fn parse_language(name: &str) -> Result<Language, String> {
     Language::parse(name).ok_or_else(|| format!("unknown language '{name}': rust, c, python or js"))
 }
 
@@ -87,11 +87,7 @@ pub(super) fn build(args: BuildArgs) -> anyhow::Result<()> {
         for guest in standalone {
             let bytes = foreign::rust::build_standalone(&fopts, &guest)?;
             let path = component_path(&out, &guest.component);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&path, &bytes)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            wasmflo_guest_build::write_if_changed(&path, &bytes)?;
             built.push(BuiltComponent {
                 name: guest.component,
                 crate_name: guest.crate_name,

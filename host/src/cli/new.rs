@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use wasmflo_guest_build::foreign::Language;
 
-use super::build::workspace_root;
+use super::build::{parse_language, workspace_root};
 
 /// Arguments of `wasmflo new`.
 #[derive(Debug, clap::Args)]
@@ -21,10 +21,6 @@ pub struct NewArgs {
     /// workspace).
     #[arg(long)]
     dir: Option<PathBuf>,
-}
-
-fn parse_language(name: &str) -> Result<Language, String> {
-    Language::parse(name).ok_or_else(|| format!("unknown language '{name}': rust, c, python or js"))
 }
 
 /// The template files of each language: (path in the new folder, text).
