@@ -31,7 +31,11 @@
 //!   host functions, with the server host's send limits;
 //! - `abi` (private): canonical ABI layouts and checked lifting from guest memory;
 //! - [`participant`]: [`Participant`] — a component's live instance, recreated after a
-//!   poisoning fault, and swapped for a deployed component between calls;
+//!   poisoning fault with its parameters replayed, and swapped for a deployed component
+//!   between calls;
+//! - [`mqtt`] (feature `std`): the MsgFlo participant over MQTT (discovery, `role.PORT`
+//!   topics, QoS 1, acks after outputs, dead letters, deployments over MQTT);
+//! - [`cli`] (feature `std`): the `wasmflo-edge` command;
 //! - [`ota`] (feature `ota`): signed deployments — manifest, ed25519 signature, sha256,
 //!   trusted keys, replay protection, size limit;
 //! - [`limits`]: [`Limits`] and the memory limiter;
@@ -42,7 +46,7 @@
 //!
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
-//! | `std` | yes | `std::error::Error` impls, wasmi's `std` mode, and the `wasmflo-edge` binary (a local runner) |
+//! | `std` | yes | `std::error::Error` impls, wasmi's `std` mode, and the `wasmflo-edge` binary: a local runner and the MQTT participant ([`mqtt`]; rumqttc without TLS, a current-thread tokio runtime, serde_json) |
 //! | `ota` | yes | [`ota`]: signed over-the-air deployment (ed25519-compact, sha2; both no_std) |
 //! | `portable-dispatch` | no | wasmi's loop dispatch; needed on riscv32, where tail-call dispatch would grow the native stack with every guest instruction (the device image enables it) |
 //!
@@ -62,6 +66,8 @@ extern crate alloc;
 extern crate std;
 
 mod abi;
+#[cfg(feature = "std")]
+pub mod cli;
 pub mod definition;
 pub mod error;
 pub mod fault;
@@ -70,6 +76,8 @@ mod host;
 pub mod instance;
 pub mod limits;
 pub mod message;
+#[cfg(feature = "std")]
+pub mod mqtt;
 #[cfg(feature = "ota")]
 pub mod ota;
 pub mod participant;

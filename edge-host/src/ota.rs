@@ -120,6 +120,84 @@ pub struct Deployment<'a> {
     pub component: &'a [u8],
 }
 
+/// A deployment as it travels over MQTT, in one message:
+///
+/// ```text
+/// <manifest text, as signed>
+/// signature <128 hex digits: the ed25519 signature of the manifest>
+/// <empty line>
+/// <the component's bytes>
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    /// The manifest's canonical text.
+    pub manifest: &'a [u8],
+    /// Its signature.
+    pub signature: [u8; 64],
+    /// The component file.
+    pub component: &'a [u8],
+}
+
+impl<'a> Envelope<'a> {
+    /// Reads an envelope; nothing is verified yet.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, OtaError> {
+        const MARK: &[u8] = b"\nsignature ";
+        let bad = |what: &str| OtaError::BadEnvelope(what.to_string());
+        let at = bytes
+            .windows(MARK.len())
+            .position(|w| w == MARK)
+            .ok_or_else(|| bad("no `signature` line"))?;
+        let (manifest, rest) = bytes.split_at(at + 1);
+        let rest = rest.get(MARK.len() - 1..).unwrap_or_default();
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| bad("unterminated `signature` line"))?;
+        let (hex, rest) = rest.split_at(end);
+        let component = rest
+            .strip_prefix(b"\n\n")
+            .ok_or_else(|| bad("no empty line after the signature"))?;
+        let mut signature = [0u8; 64];
+        if hex.len() != 128 {
+            return Err(bad("the signature is not 128 hex digits"));
+        }
+        for (i, b) in signature.iter_mut().enumerate() {
+            *b = hex
+                .get(2 * i..2 * i + 2)
+                .and_then(|h| core::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| bad("the signature is not hex"))?;
+        }
+        Ok(Envelope {
+            manifest,
+            signature,
+            component,
+        })
+    }
+
+    /// The envelope's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.manifest.len() + 140 + self.component.len());
+        out.extend_from_slice(self.manifest);
+        out.extend_from_slice(b"signature ");
+        for b in self.signature {
+            out.extend_from_slice(format!("{b:02x}").as_bytes());
+        }
+        out.extend_from_slice(b"\n\n");
+        out.extend_from_slice(self.component);
+        out
+    }
+
+    /// The deployment it carries.
+    pub fn deployment(&self) -> Deployment<'_> {
+        Deployment {
+            manifest: self.manifest,
+            signature: &self.signature,
+            component: self.component,
+        }
+    }
+}
+
 /// Why a deployment was rejected. The running component is unaffected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OtaError {
@@ -156,6 +234,15 @@ pub enum OtaError {
     Load(LoadError),
     /// The new component fails to instantiate or start.
     Start(Fault),
+    /// The new component faults on a parameter value the running one accepted.
+    Parameter {
+        /// The parameter port.
+        port: String,
+        /// The fault.
+        fault: Fault,
+    },
+    /// The bytes received are not a deployment envelope (see [`Deployment::parse`]).
+    BadEnvelope(String),
 }
 
 impl fmt::Display for OtaError {
@@ -177,6 +264,12 @@ impl fmt::Display for OtaError {
             OtaError::Mismatch => f.write_str("component size or sha256 differs from the manifest"),
             OtaError::Load(e) => write!(f, "deployed component rejected: {e}"),
             OtaError::Start(e) => write!(f, "deployed component fails to start: {e}"),
+            OtaError::Parameter { port, fault } => write!(
+                f,
+                "deployed component fails on parameter '{port}' ({}): {}",
+                fault.kind, fault.detail
+            ),
+            OtaError::BadEnvelope(what) => write!(f, "not a deployment: {what}"),
         }
     }
 }
@@ -257,6 +350,36 @@ impl Deployer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envelopes_round_trip_and_reject_noise() {
+        let manifest = Manifest::for_component("fmt", 3, b"\0asm").to_text();
+        let envelope = Envelope {
+            manifest: manifest.as_bytes(),
+            signature: [0xab; 64],
+            component: b"\0asm\nsignature x\n\n",
+        };
+        let bytes = envelope.to_bytes();
+        let back = Envelope::parse(&bytes).expect("parses");
+        assert_eq!(back.manifest, manifest.as_bytes());
+        assert_eq!(back.signature, [0xab; 64]);
+        assert_eq!(back.component, envelope.component);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        for bad in [
+            text.replace("signature ", "signed "),
+            text.replace("\n\n\0asm", "\n\0asm"),
+            text.replace("signature abab", "signature zzab"),
+            text.replace("signature abab", "signature ab"),
+        ] {
+            assert!(
+                matches!(
+                    Envelope::parse(bad.as_bytes()),
+                    Err(OtaError::BadEnvelope(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn manifests_round_trip_and_reject_noise() {

@@ -1,5 +1,16 @@
 //! One participant on the edge host: a component, its live instance, recreation after a
-//! poisoning fault, and (feature `ota`) swapping in a deployed component between calls.
+//! poisoning fault with the parameters replayed, and (feature `ota`) swapping in a
+//! deployed component between calls.
+//!
+//! The rules are the server host's (`wasmflo_host::participant`): a fault that
+//! [poisons](crate::FaultKind::poisons_instance) the instance drops it and a new one is
+//! created, started and given the last accepted value of every parameter port at once;
+//! a parameter value that faults the new instance is dropped and the instance created
+//! again without it; a component whose `start` fails leaves the participant without an
+//! instance until a later call starts one.
+
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use crate::error::LoadError;
 use crate::fault::Fault;
@@ -7,15 +18,20 @@ use crate::instance::{Component, Engine, Instance};
 use crate::limits::Limits;
 use crate::message::{CallOutcome, Message};
 
-/// A running participant: calls go to its instance, which is recreated (and started)
-/// after a fault that [poisons](crate::FaultKind::poisons_instance) it.
+/// A running participant: calls go to its instance, which is recreated (and started,
+/// and given the parameters) after a fault that poisons it.
 #[derive(Debug)]
 pub struct Participant {
     #[cfg(feature = "ota")]
     engine: Engine,
     component: Component,
-    instance: Instance,
+    instance: Option<Instance>,
     limits: Limits,
+    /// Last accepted value of each parameter port, in first-set order.
+    parameters: Vec<(String, Message)>,
+    /// Calls made while recreating the instance, not yet taken by the caller.
+    restarts: Vec<(String, CallOutcome)>,
+    recreated: u64,
     #[cfg(feature = "ota")]
     deployer: Option<crate::ota::Deployer>,
 }
@@ -38,8 +54,11 @@ impl Participant {
                 #[cfg(feature = "ota")]
                 engine: engine.clone(),
                 component,
-                instance,
+                instance: Some(instance),
                 limits,
+                parameters: Vec::new(),
+                restarts: Vec::new(),
+                recreated: 0,
                 #[cfg(feature = "ota")]
                 deployer: None,
             },
@@ -52,31 +71,109 @@ impl Participant {
         &self.component
     }
 
-    /// Delivers `msg` on inport `port`.
+    /// The parameters replayed into every new instance, as (port, last accepted value).
+    pub fn parameters(&self) -> &[(String, Message)] {
+        &self.parameters
+    }
+
+    /// How many instances were created after the first (recoveries from faults).
+    pub fn recreated(&self) -> u64 {
+        self.recreated
+    }
+
+    /// Takes the calls made while recreating the instance since the last time: `start`
+    /// (as port `"start"`, always first for each new instance) and each replayed
+    /// parameter. Their outputs and timers belong to the new instance.
+    pub fn take_restarts(&mut self) -> Vec<(String, CallOutcome)> {
+        core::mem::take(&mut self.restarts)
+    }
+
+    /// Makes sure an instance is running: creates, starts and gives it the parameters
+    /// if the last one was dropped. Returns the fault of `start` when it fails.
+    pub fn ensure_instance(&mut self) -> Result<(), Fault> {
+        while self.instance.is_none() {
+            let (mut instance, started) = match start(&self.component, &self.limits) {
+                Ok(ok) => ok,
+                Err(fault) => {
+                    self.restarts.push(("start".into(), failed(fault.clone())));
+                    return Err(fault);
+                }
+            };
+            self.recreated += 1;
+            self.restarts.push(("start".into(), started));
+            let mut poisoned = None;
+            for (port, msg) in &self.parameters {
+                if self.component.definition().inport(port).is_none() {
+                    continue;
+                }
+                let outcome = instance.process(port, msg);
+                let poisons = outcome
+                    .result
+                    .as_ref()
+                    .is_err_and(|f| f.kind.poisons_instance());
+                self.restarts.push((port.clone(), outcome));
+                if poisons {
+                    poisoned = Some(port.clone());
+                    break;
+                }
+            }
+            match poisoned {
+                // A value that breaks every instance is dropped, not replayed forever.
+                Some(port) => self.parameters.retain(|(p, _)| *p != port),
+                None => self.instance = Some(instance),
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers `msg` on inport `port`. A parameter port's value is kept (and replayed
+    /// into new instances) once the component accepted it.
     pub fn process(&mut self, port: &str, msg: &Message) -> CallOutcome {
-        let outcome = self.instance.process(port, msg);
+        if let Err(fault) = self.ensure_instance() {
+            return failed(fault);
+        }
+        let Some(instance) = self.instance.as_mut() else {
+            return failed(Fault::new(crate::FaultKind::Internal, "no instance"));
+        };
+        let outcome = instance.process(port, msg);
+        if outcome.result.is_ok()
+            && let Some(def) = self.component.definition().inport(port)
+            && def.parameter
+        {
+            let id = def.id.clone();
+            match self.parameters.iter_mut().find(|(p, _)| *p == id) {
+                Some(slot) => slot.1 = msg.clone(),
+                None => self.parameters.push((id, msg.clone())),
+            }
+        }
         self.recover(&outcome);
         outcome
     }
 
     /// Fires timer `id`.
     pub fn on_timer(&mut self, id: u32) -> CallOutcome {
-        let outcome = self.instance.on_timer(id);
+        if let Err(fault) = self.ensure_instance() {
+            return failed(fault);
+        }
+        let Some(instance) = self.instance.as_mut() else {
+            return failed(Fault::new(crate::FaultKind::Internal, "no instance"));
+        };
+        let outcome = instance.on_timer(id);
         self.recover(&outcome);
         outcome
     }
 
+    /// Drops a poisoned instance and creates the next one at once, so a timer-driven
+    /// participant keeps running.
     fn recover(&mut self, outcome: &CallOutcome) {
         if outcome
             .result
             .as_ref()
             .is_err_and(|f| f.kind.poisons_instance())
         {
-            // A component that started once starts again; if not, the old instance stays
-            // and the next call reports what is wrong.
-            if let Ok((instance, _)) = start(&self.component, &self.limits) {
-                self.instance = instance;
-            }
+            self.instance = None;
+            // A failing `start` is reported by the next call.
+            let _ = self.ensure_instance();
         }
     }
 
@@ -86,29 +183,60 @@ impl Participant {
         self.deployer = Some(deployer);
     }
 
-    /// Verifies `deployment`, loads and starts its component, and swaps it in; on any
-    /// error the running component is kept. Returns the new instance's `start` outcome.
+    /// Verifies `deployment`, loads and starts its component, gives it the parameters
+    /// its inports take, and swaps it in; on any error the running component is kept.
+    /// Returns the new instance's calls: `start` first, then each parameter replayed.
     #[cfg(feature = "ota")]
     pub fn deploy(
         &mut self,
         deployment: &crate::ota::Deployment<'_>,
-    ) -> Result<CallOutcome, crate::ota::OtaError> {
+    ) -> Result<Vec<(String, CallOutcome)>, crate::ota::OtaError> {
         use crate::ota::OtaError;
         let deployer = self.deployer.as_mut().ok_or(OtaError::NotAccepted)?;
         let manifest = deployer.verify(deployment)?;
         let component =
             Component::new(&self.engine, deployment.component).map_err(OtaError::Load)?;
-        let (instance, started) = start(&component, &self.limits).map_err(OtaError::Start)?;
+        let (mut instance, started) = start(&component, &self.limits).map_err(OtaError::Start)?;
+        let mut calls = Vec::with_capacity(1 + self.parameters.len());
+        calls.push((String::from("start"), started));
+        // Parameters go into the new instance before it is committed: a component that
+        // faults on one is rejected like one that traps in `start`.
+        for (port, msg) in &self.parameters {
+            if component.definition().inport(port).is_none() {
+                continue;
+            }
+            let outcome = instance.process(port, msg);
+            if let Err(fault) = &outcome.result
+                && fault.kind.poisons_instance()
+            {
+                return Err(OtaError::Parameter {
+                    port: port.clone(),
+                    fault: fault.clone(),
+                });
+            }
+            calls.push((port.clone(), outcome));
+        }
         deployer.accept(&manifest);
         self.component = component;
-        self.instance = instance;
-        Ok(started)
+        self.instance = Some(instance);
+        Ok(calls)
     }
 
     /// The sequence of the last accepted deployment, if deployments are accepted.
     #[cfg(feature = "ota")]
     pub fn sequence(&self) -> Option<u64> {
         self.deployer.as_ref().map(crate::ota::Deployer::sequence)
+    }
+}
+
+/// The outcome of a call that could not be made.
+fn failed(fault: Fault) -> CallOutcome {
+    CallOutcome {
+        outputs: Vec::new(),
+        timers: Vec::new(),
+        logs: Vec::new(),
+        fuel: 0,
+        result: Err(fault),
     }
 }
 

@@ -67,7 +67,35 @@ fn bad_usage_and_bad_files_fail_with_a_message() {
     let (code, _, stderr) = edge(&["x=Cargo.toml"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("not a WebAssembly component"), "{stderr}");
-    let (code, _, stderr) = edge(&["x=a.wasm", "--broker", "mqtt://localhost"]);
+    let (code, _, stderr) = edge(&["x=a.wasm", "--broker", "mqtt://h", "--input", "in=1"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("not implemented yet"), "{stderr}");
+    assert!(stderr.contains("do not go with --broker"), "{stderr}");
+    let (code, _, stderr) = edge(&["x=a.wasm", "--trust", "k.pub"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--trust needs --broker"), "{stderr}");
+    let (code, _, stderr) = edge(&["a b=x.wasm"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("a role is letters"), "{stderr}");
+}
+
+#[test]
+fn the_mqtt_mode_fails_with_a_message() {
+    let path = common::component("temperature/Format");
+    let role = format!("fmt={}", path.display());
+    let (code, _, stderr) = edge(&[&role, "--broker", "amqp://h"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("invalid broker URL 'amqp://h'"), "{stderr}");
+    // Port 1 on this machine: nothing listens.
+    let (code, _, stderr) = edge(&[&role, "--broker", "mqtt://127.0.0.1:1"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("cannot connect to broker mqtt://127.0.0.1:1"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = edge(&[&role, "--broker", "mqtt://h", "--trust", "/nonexistent.pub"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("/nonexistent.pub: cannot read public key"),
+        "{stderr}"
+    );
 }

@@ -4,8 +4,8 @@
 mod common;
 
 use ed25519_compact::{KeyPair, Seed};
-use wasmflo_edge::ota::{Deployer, Deployment, Manifest, OtaError};
-use wasmflo_edge::{Engine, Limits, Message, Participant};
+use wasmflo_edge::ota::{Deployer, Deployment, Envelope, Manifest, OtaError};
+use wasmflo_edge::{Engine, FaultKind, Limits, Message, Participant};
 
 struct Signed {
     manifest: Vec<u8>,
@@ -120,4 +120,71 @@ fn signed_deployments_swap_and_bad_ones_keep_the_old_component() {
     let back = Signed::new(&trusted, "fmt", 2, &repeat);
     p.deploy(&back.deployment()).expect("deploy");
     assert_eq!(out(&mut p, "1"), b"1");
+}
+
+fn unhex32(text: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex");
+    }
+    out
+}
+
+#[test]
+fn the_server_hosts_envelopes_verify_here_and_parameters_carry_over() {
+    let format = std::fs::read(common::component("temperature/Format")).expect("read");
+    let key = wasmflo_host::deploy::SigningKey::from_seed([3; 32]);
+    let bytes = key.envelope("fmt", 4, &format);
+    let envelope = Envelope::parse(&bytes).expect("parses");
+    assert_eq!(envelope.component, &format[..]);
+    assert_eq!(
+        Manifest::parse(envelope.manifest),
+        Ok(Manifest::for_component("fmt", 4, &format))
+    );
+    assert_eq!(envelope.to_bytes(), bytes);
+
+    let (mut p, _) = Participant::new(&Engine::new(), &format, Limits::default()).expect("load");
+    let trusted = unhex32(&key.public_hex());
+    p.accept_deployments(Deployer::new("fmt", vec![trusted], 0, 1 << 20));
+    assert!(
+        p.process("unit", &Message::json_text("\"F\""))
+            .result
+            .is_ok()
+    );
+    let calls = p.deploy(&envelope.deployment()).expect("deploy");
+    let ports: Vec<&str> = calls.iter().map(|(port, _)| port.as_str()).collect();
+    assert_eq!(
+        ports,
+        ["start", "unit"],
+        "the new instance gets the parameter"
+    );
+    assert_eq!(out(&mut p, "22.3333"), b"\"Temperature: 72.2 F\"");
+    assert_eq!(p.sequence(), Some(4));
+}
+
+#[test]
+fn a_poisoned_instance_is_recreated_with_its_parameters() {
+    let hostile = std::fs::read(common::test_guest("test/Hostile")).expect("read");
+    let (mut p, _) = Participant::new(&Engine::new(), &hostile, Limits::default()).expect("load");
+    assert!(p.process("param", &Message::json_text("5")).result.is_ok());
+    let json = |bytes: Vec<u8>| serde_json::from_slice::<serde_json::Value>(&bytes).expect("JSON");
+    assert_eq!(
+        json(out(&mut p, "\"a\"")),
+        serde_json::json!({"echo": "a", "param": 5, "count": 1})
+    );
+    assert!(
+        p.process("param", &Message::json_text("nope"))
+            .result
+            .is_err()
+    );
+    let trapped = p.process("in", &Message::json_text("\"trap\""));
+    assert_eq!(trapped.result.expect_err("traps").kind, FaultKind::Trap);
+    let restarts = p.take_restarts();
+    let ports: Vec<&str> = restarts.iter().map(|(port, _)| port.as_str()).collect();
+    assert_eq!(ports, ["start", "param"]);
+    assert_eq!(p.recreated(), 1);
+    assert_eq!(
+        json(out(&mut p, "\"b\"")),
+        serde_json::json!({"echo": "b", "param": 5, "count": 1})
+    );
 }

@@ -13,6 +13,7 @@
 //! - [`participant`]: one participant's loop (receive, call, publish, ack; faults);
 //! - [`transport`]: the `Transport` trait, its in-process, MQTT and AMQP backends;
 //! - [`discovery`]: MsgFlo discovery messages and the task re-sending them;
+//! - [`deploy`]: signed over-the-air deployment to edge hosts, the sending side;
 //! - [`foreign`]: foreign participants declared in MsgFlo's YAML (`msgflo-register`);
 //! - [`bindings`]: the binding lists coordinators publish for `wasmflo bindings`;
 //! - [`network`]: a running graph built from the above;
@@ -27,6 +28,7 @@
 pub mod bindings;
 pub mod cli;
 pub mod component;
+pub mod deploy;
 pub mod discovery;
 pub mod fault;
 pub mod foreign;

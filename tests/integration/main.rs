@@ -7,6 +7,7 @@ mod brokers;
 mod cache;
 mod cli;
 mod coordinator;
+mod edge;
 mod fault_injection;
 mod faults;
 mod fbp_oracle;

@@ -4,6 +4,7 @@ mod bindings;
 mod broker;
 mod build;
 mod coordinate;
+mod deploy;
 mod dump;
 mod graph;
 mod inspect;
@@ -53,6 +54,8 @@ enum Command {
     Bindings(bindings::BindingsArgs),
     /// Announce foreign participants declared in MsgFlo's YAML (like msgflo-register).
     Register(register::RegisterArgs),
+    /// Send a signed component to the edge hosts of a role over MQTT (or make a key pair).
+    Deploy(deploy::DeployArgs),
     /// Send one JSON message to a queue on a broker.
     Send(send::SendArgs),
     /// Print the messages of a queue on a broker, one JSON per line.
@@ -121,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::Setup(args) => setup::setup(&cli.engine, args),
         Command::Bindings(args) => bindings::bindings(args),
         Command::Register(args) => register::register(args),
+        Command::Deploy(args) => deploy::deploy(args),
         Command::Send(args) => send::send(args),
         Command::Dump(args) => dump::dump(args),
         Command::Task(args) => task::task(&cli.engine, args),

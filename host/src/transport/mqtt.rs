@@ -219,6 +219,18 @@ impl MqttTransport {
         })
     }
 
+    /// Publishes `payload` to `topic` retained, at QoS 1, and waits for the PUBACK (an
+    /// empty payload clears the topic's retained message). For `wasmflo deploy`.
+    pub async fn publish_retained(
+        &self,
+        topic: &str,
+        payload: Bytes,
+    ) -> Result<(), TransportError> {
+        self.conn
+            .publish(topic, QoS::AtLeastOnce, true, payload)
+            .await
+    }
+
     /// Messages of `queue` the broker delivered to this connection that no consumer took
     /// yet (MQTT has no queue depth; see `backlog.rs` for what this misses).
     pub fn held(&self, queue: &str) -> u64 {
