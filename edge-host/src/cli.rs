@@ -136,6 +136,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 /// Reads a public key file: 64 hex digits (surrounding whitespace ignored).
+#[cfg(feature = "mqtt")]
 fn read_public_key(path: &str) -> Result<[u8; 32], String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{path}: cannot read public key: {e}"))?;
@@ -227,7 +228,14 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Without the `mqtt` feature there is no participant mode.
+#[cfg(not(feature = "mqtt"))]
+fn participant(_: Args, _: String, _: Vec<u8>) -> Result<(), String> {
+    Err("--broker: this wasmflo-edge is built without the `mqtt` feature".into())
+}
+
 /// The MQTT participant until Ctrl-C or SIGTERM.
+#[cfg(feature = "mqtt")]
 fn participant(args: Args, broker: String, component: Vec<u8>) -> Result<(), String> {
     let trust = args
         .trust
@@ -253,6 +261,7 @@ fn participant(args: Args, broker: String, component: Vec<u8>) -> Result<(), Str
 }
 
 /// Resolves once Ctrl-C or SIGTERM (how MsgFlo stops participants) arrives.
+#[cfg(feature = "mqtt")]
 async fn stop_signal() {
     #[cfg(unix)]
     {

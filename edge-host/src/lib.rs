@@ -33,7 +33,7 @@
 //! - [`participant`]: [`Participant`] — a component's live instance, recreated after a
 //!   poisoning fault with its parameters replayed, and swapped for a deployed component
 //!   between calls;
-//! - [`mqtt`] (feature `std`): the MsgFlo participant over MQTT (discovery, `role.PORT`
+//! - [`mqtt`] (feature `mqtt`): the MsgFlo participant over MQTT (discovery, `role.PORT`
 //!   topics, QoS 1, acks after outputs, dead letters, deployments over MQTT);
 //! - [`cli`] (feature `std`): the `wasmflo-edge` command;
 //! - [`ota`] (feature `ota`): signed deployments — manifest, ed25519 signature, sha256,
@@ -46,7 +46,8 @@
 //!
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
-//! | `std` | yes | `std::error::Error` impls, wasmi's `std` mode, and the `wasmflo-edge` binary: a local runner and the MQTT participant ([`mqtt`]; rumqttc without TLS, a current-thread tokio runtime, serde_json) |
+//! | `std` | yes | `std::error::Error` impls, wasmi's `std` mode, and the `wasmflo-edge` binary (a local runner) |
+//! | `mqtt` | yes | (implies `std`) [`mqtt`]: the binary's MsgFlo participant over MQTT (rumqttc without TLS, a current-thread tokio runtime, serde_json) |
 //! | `ota` | yes | [`ota`]: signed over-the-air deployment (ed25519-compact, sha2; both no_std) |
 //! | `portable-dispatch` | no | wasmi's loop dispatch; needed on riscv32, where tail-call dispatch would grow the native stack with every guest instruction (the device image enables it) |
 //!
@@ -76,7 +77,7 @@ mod host;
 pub mod instance;
 pub mod limits;
 pub mod message;
-#[cfg(feature = "std")]
+#[cfg(feature = "mqtt")]
 pub mod mqtt;
 #[cfg(feature = "ota")]
 pub mod ota;

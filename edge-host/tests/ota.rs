@@ -122,6 +122,7 @@ fn signed_deployments_swap_and_bad_ones_keep_the_old_component() {
     assert_eq!(out(&mut p, "1"), b"1");
 }
 
+#[allow(clippy::expect_used, reason = "test helper")]
 fn unhex32(text: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     for (i, b) in out.iter_mut().enumerate() {

@@ -1,4 +1,4 @@
-//! The edge host as a MsgFlo participant over MQTT (feature `std`): what
+//! The edge host as a MsgFlo participant over MQTT (feature `mqtt`): what
 //! `wasmflo-edge ROLE=COMPONENT.wasm --broker mqtt://...` runs.
 //!
 //! On the wire it is indistinguishable from the server host's `wasmflo participant`

@@ -31,7 +31,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), MqttError> {
     let url = BrokerUrl::parse(&options.broker)?;
-    let (mut participant, started) =
+    let (participant, started) =
         Participant::new(&Engine::new(), &options.component, options.limits).map_err(|error| {
             MqttError::Load {
                 source: options.source.clone(),
@@ -39,15 +39,21 @@ pub async fn run(
             }
         })?;
     let deploys = !options.trust.is_empty();
+    #[cfg(feature = "ota")]
+    let participant = {
+        let mut participant = participant;
+        if deploys {
+            participant.accept_deployments(crate::ota::Deployer::new(
+                &options.role,
+                options.trust.clone(),
+                options.sequence,
+                options.max_deploy,
+            ));
+        }
+        participant
+    };
+    #[cfg(not(feature = "ota"))]
     if deploys {
-        #[cfg(feature = "ota")]
-        participant.accept_deployments(crate::ota::Deployer::new(
-            &options.role,
-            options.trust.clone(),
-            options.sequence,
-            options.max_deploy,
-        ));
-        #[cfg(not(feature = "ota"))]
         return Err(MqttError::NoOta);
     }
     let role = options.role.clone();
@@ -325,7 +331,9 @@ impl Session {
                 }
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => {
-                if self.acks.written(pkid) == Some(Slot::Discovery) && !self.announced {
+                // Every written publish settles a slot; the first discovery means ready.
+                let slot = self.acks.written(pkid);
+                if slot == Some(Slot::Discovery) && !self.announced {
                     self.announced = true;
                     self.log(&format!(
                         "participant {} ({}) announced",
