@@ -518,3 +518,56 @@ async fn edge_participant_timers_publish_what_the_server_hosts_do() {
     assert_eq!(readings[1], readings[0]);
     assert!(readings[0].iter().all(Value::is_number), "{readings:?}");
 }
+
+/// Messages/s through the formatter on the edge host's MQTT participant, with the server
+/// host's `wasmflo participant` as the baseline in the same run (a measurement, not a
+/// check: `cargo test -p wasmflo-tests --test integration edge_mqtt_rate -- --ignored
+/// --nocapture`).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement; run by hand"]
+async fn edge_mqtt_rate() {
+    let Some(url) = broker(MQTT) else { return };
+    const N: usize = 5000;
+    let (server, edge_role) = (role("ratesfmt"), role("rateefmt"));
+    let t = client(url).await;
+    let mut outs = [
+        consume(&t, &format!("{server}.OUT")).await,
+        consume(&t, &format!("{edge_role}.OUT")).await,
+    ];
+    let mut s = participant(url, &[format!("{server}=temperature/Format")]);
+    let path = component("temperature/Format");
+    let mut e = edge(&format!("{edge_role}={}", path.display()), &[]);
+    s.stdout_line(&format!("ready {server}")).await;
+    e.stdout_line(&format!("ready {edge_role}")).await;
+    let mut rates = Vec::new();
+    for (r, out) in [&server, &edge_role].into_iter().zip(&mut outs) {
+        // At most 500 unanswered: Mosquitto drops a client's queued messages beyond
+        // `max_queued_messages` (1000 by default).
+        // Publishes resolve once queued on the connection (no wait for each PUBACK).
+        let input = t.publisher(&format!("{r}.IN")).await.expect("publisher");
+        let began = std::time::Instant::now();
+        let mut answered = 0;
+        for i in 0..N {
+            input
+                .publish(Message::json_text(format!("{i}.25")))
+                .await
+                .expect("send");
+            if i + 1 - answered >= 500 {
+                next(out).await;
+                answered += 1;
+            }
+        }
+        while answered < N {
+            next(out).await;
+            answered += 1;
+        }
+        rates.push(N as f64 / began.elapsed().as_secs_f64());
+    }
+    println!(
+        "formatter over Mosquitto, {N} messages, at most 500 unanswered: \
+         server host {:.0} msg/s, edge host {:.0} msg/s (edge/server {:.2})",
+        rates[0],
+        rates[1],
+        rates[1] / rates[0]
+    );
+}
