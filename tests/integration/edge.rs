@@ -45,6 +45,7 @@ struct Published {
 /// Probes of one role's `out` and `error` ports and its inports' dead-letter topics.
 struct Probes {
     role: String,
+    ports: Vec<String>,
     out: Subscription,
     error: Subscription,
     dead: Vec<Subscription>,
@@ -58,6 +59,7 @@ impl Probes {
         }
         Probes {
             role: role.to_string(),
+            ports: inports.iter().map(|p| p.to_string()).collect(),
             out: consume(t, &format!("{role}.OUT")).await,
             error: consume(t, &format!("{role}.ERROR")).await,
             dead,
@@ -65,13 +67,15 @@ impl Probes {
     }
 
     /// Everything published up to and including the output for `sentinel` (sent on
-    /// `role.IN`; `done` recognises its output): the participant publishes in order on
-    /// one connection, so what it published before has arrived by then.
+    /// `role.IN`; `done` recognises its output) and the dead letters of `refused[i]`, a
+    /// payload inport `i` refuses: each participant publishes a port's outputs, and
+    /// settles a queue's deliveries, in order, so what came before has arrived by then.
     async fn drain(
         &mut self,
         t: &Arc<dyn Transport>,
         sentinel: &str,
         done: impl Fn(&Value) -> bool,
+        refused: &[&str],
     ) -> Published {
         t.send_to_queue(
             &format!("{}.IN", self.role),
@@ -88,12 +92,28 @@ impl Probes {
                 break;
             }
         }
+        let mut dead = Vec::new();
+        for ((port, sub), payload) in self.ports.iter().zip(&mut self.dead).zip(refused) {
+            t.send_to_queue(
+                &format!("{}.{}", self.role, port.to_ascii_uppercase()),
+                Message::json_text(payload.to_string()),
+            )
+            .await
+            .expect("send refused");
+            let want: Value = serde_json::from_str(payload)
+                .unwrap_or_else(|_| Value::String(payload.to_string()));
+            let mut letters = Vec::new();
+            loop {
+                let v = normalise(&self.role, &next(sub).await);
+                let last = v["payload"] == want;
+                letters.push(v);
+                if last {
+                    break;
+                }
+            }
+            dead.push(letters);
+        }
         let error = take_ready(&self.role, &mut self.error);
-        let dead = self
-            .dead
-            .iter_mut()
-            .map(|sub| take_ready(&self.role, sub))
-            .collect();
         Published { out, error, dead }
     }
 }
@@ -201,34 +221,48 @@ async fn edge_participant_matches_the_server_host_on_mqtt() {
     );
     assert_eq!(anonymous(&seen_e), anonymous(&seen_s));
 
-    let inputs = [
-        ("in", "22.3333"),
-        ("unit", "\"F\""),
-        ("in", "22.3333"),
-        ("in", "\"hot\""),
-        ("unit", "\"X\""),
-        ("in", "-40"),
-        ("unit", "\"K\""),
-        ("in", "-0.04"),
-        ("in", "1e308"),
-        ("in", "not json"),
-        ("unit", "\"C\""),
-        ("in", "-0.04"),
+    // Parameter ports are served first, so each unit change goes out with the readings
+    // after it, and those are drained before the next change.
+    let segments: [&[(&str, &str)]; 4] = [
+        &[("in", "22.3333")],
+        &[
+            ("unit", "\"F\""),
+            ("in", "22.3333"),
+            ("in", "\"hot\""),
+            ("unit", "\"X\""),
+            ("in", "-40"),
+        ],
+        &[
+            ("unit", "\"K\""),
+            ("in", "-0.04"),
+            ("in", "1e308"),
+            ("in", "not json"),
+        ],
+        &[("unit", "\"C\""), ("in", "-0.04")],
     ];
-    send_all(&t, [&server, &edge_role], &inputs).await;
-    let done = |v: &Value| *v == json!("Temperature: 100.0 C");
-    let expected = probes[0].drain(&t, "99.99", done).await;
-    let got = probes[1].drain(&t, "99.99", done).await;
+    let ends = [
+        "Temperature: 100.0 C",
+        "Temperature: 212.0 F",
+        "Temperature: 373.1 K",
+    ];
+    let done = |v: &Value| ends.iter().any(|e| v == e);
+    let mut expected = Vec::new();
+    let mut got = Vec::new();
+    for inputs in segments {
+        send_all(&t, [&server, &edge_role], inputs).await;
+        let refused = ["\"refused\"", "\"refused\""];
+        expected.push(probes[0].drain(&t, "99.99", done, &refused).await);
+        got.push(probes[1].drain(&t, "99.99", done, &refused).await);
+    }
     assert_eq!(got, expected);
-    // Six formatted (the sentinel's included); "hot", 1e308 in K and not-JSON refused on
-    // `in`, "X" on `unit`: each dead-lettered and reported on `error`.
-    assert_eq!(expected.out.len(), 6, "{expected:?}");
-    assert_eq!(
-        (expected.dead[0].len(), expected.dead[1].len()),
-        (3, 1),
-        "{expected:?}"
-    );
-    assert_eq!(expected.error.len(), 4, "{expected:?}");
+    let outputs: Vec<&Value> = expected.iter().flat_map(|p| &p.out).collect();
+    assert_eq!(outputs.len(), 9, "{expected:?}");
+    assert_eq!(*outputs[2], json!("Temperature: 72.2 F"));
+    // "hot", 1e308 in K and not-JSON refused on `in`, "X" on `unit`, plus the probes'
+    // own refused payloads: each dead-lettered and reported on `error`.
+    let dead: usize = expected.iter().flat_map(|p| &p.dead).map(Vec::len).sum();
+    let errors: usize = expected.iter().map(|p| p.error.len()).sum();
+    assert_eq!((dead, errors), (4 + 8, 4 + 8), "{expected:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -261,8 +295,9 @@ async fn edge_participant_dead_letters_faults_and_keeps_serving() {
     send_all(&t, [&server, &edge_role], &inputs).await;
     let sentinel = r#"{"sentinel":true}"#;
     let done = |v: &Value| v["echo"] == json!({"sentinel": true});
-    let expected = probes[0].drain(&t, sentinel, done).await;
-    let got = probes[1].drain(&t, sentinel, done).await;
+    let refused = ["not json either", "nope"];
+    let expected = probes[0].drain(&t, sentinel, done, &refused).await;
+    let got = probes[1].drain(&t, sentinel, done, &refused).await;
     assert_eq!(got, expected);
     assert_eq!(
         expected.out[..4],
@@ -274,7 +309,7 @@ async fn edge_participant_dead_letters_faults_and_keeps_serving() {
         ]
     );
     assert_eq!(
-        expected.dead[0]
+        expected.dead[0][..3]
             .iter()
             .map(|d| d["reason"].clone())
             .collect::<Vec<_>>(),
@@ -344,6 +379,7 @@ async fn signed_deployments_over_mqtt_swap_the_code_and_bad_ones_are_rejected() 
 
     let t = client(url).await;
     let mut out = consume(&t, &format!("{r}.OUT")).await;
+    let mut fbp = consume(&t, "fbp").await;
     let pub_file = dir.join("deploy.key.pub");
     let mut e = edge(
         &format!("{r}={}", repeat.display()),
@@ -413,6 +449,29 @@ async fn signed_deployments_over_mqtt_swap_the_code_and_bad_ones_are_rejected() 
         ask(&t, &mut out, &r, "22.3333").await,
         json!("Temperature: 22.3 C")
     );
+    // The new component's own parameter port is subscribed, and it is announced.
+    t.send_to_queue(&format!("{r}.UNIT"), Message::json_text("\"F\""))
+        .await
+        .expect("send");
+    assert_eq!(
+        ask(&t, &mut out, &r, "22.3333").await,
+        json!("Temperature: 72.2 F")
+    );
+    t.send_to_queue(&format!("{r}.UNIT"), Message::json_text("\"C\""))
+        .await
+        .expect("send");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let seen = discovered(&mut fbp, &r).await;
+        if seen.component == "temperature/Format" {
+            assert_eq!(
+                seen.inport_queue("unit"),
+                Some(format!("{r}.UNIT").as_str())
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no new discovery");
+    }
 
     // Rejected, each with the old code still running: too large, signed by an unknown
     // key, a sequence not above the current one, and a deployment for another role.
@@ -494,6 +553,7 @@ async fn signed_deployments_over_mqtt_swap_the_code_and_bad_ones_are_rejected() 
     wasmflo_host::deploy::clear(&sender, &r)
         .await
         .expect("clear");
+    assert!(e.interrupt().success(), "stops cleanly on Ctrl-C");
 }
 
 #[tokio::test(flavor = "multi_thread")]
