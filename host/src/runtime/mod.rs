@@ -131,6 +131,10 @@ impl Runtime {
     }
 }
 
+/// Bytes of each pooled memory and table kept resident between instances: enough for
+/// a small participant's stack, data and heap (the Rust components use 2-3 pages).
+const KEEP_RESIDENT: usize = 256 << 10;
+
 fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
@@ -155,7 +159,13 @@ fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
             .max_memory_size(config.max_memory)
             .max_core_instances_per_component(32)
             .max_memories_per_component(4)
-            .max_tables_per_component(8);
+            .max_tables_per_component(8)
+            // A recreated or pooled instance reuses a warm slot: reset its first pages
+            // with memset (only the pages it touched, where the kernel can tell) instead
+            // of handing them back to the kernel and taking a page fault on each again.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     c

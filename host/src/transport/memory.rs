@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use futures_util::future::BoxFuture;
 
 use super::{
-    BacklogReader, Binding, DEAD_LETTER_REASON, Delivery, DeliveryStream, PublishSink, Publisher,
-    Settle, Subscription, Transport, TransportError,
+    BacklogReader, Binding, DEAD_LETTER_REASON, Delivery, DeliveryStream, Poller, PublishSink,
+    Publisher, Settle, Subscription, Transport, TransportError,
 };
 use crate::message::Message;
 
@@ -45,8 +45,10 @@ struct Shared {
 #[derive(Debug)]
 struct Queue {
     name: String,
-    tx: flume::Sender<Message>,
-    rx: flume::Receiver<Message>,
+    // async-channel's lock-free queue: flume's mutex was contended between the
+    // producing and the consuming worker thread of every edge.
+    tx: async_channel::Sender<Message>,
+    rx: async_channel::Receiver<Message>,
     shared: std::sync::Weak<Shared>,
 }
 
@@ -89,7 +91,7 @@ impl MemoryTransport {
         lock(&self.shared.queues)
             .entry(name.to_string())
             .or_insert_with(|| {
-                let (tx, rx) = flume::unbounded();
+                let (tx, rx) = async_channel::unbounded();
                 Arc::new(Queue {
                     name: name.to_string(),
                     tx,
@@ -114,7 +116,7 @@ impl Queue {
             shared.pending.fetch_add(1, Ordering::AcqRel);
         }
         // The queue owns a receiver, so the channel cannot be disconnected.
-        let _ = self.tx.send(msg);
+        let _ = self.tx.try_send(msg);
     }
 }
 
@@ -216,8 +218,26 @@ impl DeliveryStream for MemoryStream {
     async fn next(&mut self) -> Option<Delivery> {
         let msg = match self.queue.rx.try_recv() {
             Ok(msg) => msg,
-            Err(_) => self.queue.rx.recv_async().await.ok()?,
+            Err(_) => self.queue.rx.recv().await.ok()?,
         };
+        Some(Delivery::new(msg, self.queue.clone(), 0))
+    }
+
+    fn poller(&self) -> Option<Box<dyn Poller>> {
+        Some(Box::new(MemoryPoller {
+            queue: self.queue.clone(),
+        }))
+    }
+}
+
+/// Takes what a queue already holds without awaiting: the participant's fast path.
+struct MemoryPoller {
+    queue: Arc<Queue>,
+}
+
+impl Poller for MemoryPoller {
+    fn try_next(&mut self) -> Option<Delivery> {
+        let msg = self.queue.rx.try_recv().ok()?;
         Some(Delivery::new(msg, self.queue.clone(), 0))
     }
 }

@@ -161,6 +161,19 @@ pub trait Transport: Send + Sync + Debug + 'static {
 pub trait DeliveryStream: Send {
     /// The next delivery; `None` once the transport is closed.
     async fn next(&mut self) -> Option<Delivery>;
+
+    /// A handle taking deliveries that are already waiting, without awaiting, for
+    /// transports that can (in-process queues); `None` otherwise. It consumes the same
+    /// queue as [`DeliveryStream::next`], in the same order.
+    fn poller(&self) -> Option<Box<dyn Poller>> {
+        None
+    }
+}
+
+/// Takes a waiting delivery synchronously; see [`DeliveryStream::poller`].
+pub trait Poller: Send {
+    /// The next waiting delivery, if one is waiting now.
+    fn try_next(&mut self) -> Option<Delivery>;
 }
 
 /// A consumer of one queue.
@@ -190,6 +203,11 @@ impl Subscription {
     /// The next delivery.
     pub async fn next(&mut self) -> Option<Delivery> {
         self.stream.next().await
+    }
+
+    /// A synchronous handle on deliveries already waiting, where the transport has one.
+    pub fn poller(&self) -> Option<Box<dyn Poller>> {
+        self.stream.poller()
     }
 }
 
