@@ -22,3 +22,4 @@ mod scaling;
 mod support;
 mod tls;
 mod workflow;
+mod workflow_broker;

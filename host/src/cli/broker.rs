@@ -43,7 +43,7 @@ impl BrokerArgs {
     }
 
     /// The URL parsed, with `--ca-file` applied.
-    fn parse(&self, url: &str) -> anyhow::Result<BrokerUrl> {
+    pub(super) fn parse(&self, url: &str) -> anyhow::Result<BrokerUrl> {
         let mut parsed = BrokerUrl::parse(url)?;
         if let Some(file) = &self.ca_file {
             parsed.ca_file = Some(file.clone());
