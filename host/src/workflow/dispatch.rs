@@ -451,8 +451,8 @@ impl Run<'_> {
                 }
                 Ok(Ok(Err(reason))) => {
                     return Err(WorkflowError::TaskFailed {
-                        task: call.to_string(),
-                        reason,
+                        task: brief(&call),
+                        reason: cut(reason),
                     });
                 }
                 Err(_) => unavailable = None,
@@ -462,15 +462,32 @@ impl Run<'_> {
         resolve(&inner.pending, &id, Err(String::new()));
         Err(match unavailable {
             Some(reason) => WorkflowError::TaskFailed {
-                task: call.to_string(),
-                reason,
+                task: brief(&call),
+                reason: cut(reason),
             },
             None => WorkflowError::TimedOut {
-                task: call.to_string(),
+                task: brief(&call),
                 attempts: opts.retries + 1,
                 timeout: opts.timeout,
             },
         })
+    }
+}
+
+/// Longest task call or reason an error quotes in full.
+const BRIEF: usize = 300;
+
+/// The call as expression text, cut after [`BRIEF`] characters (a call over a large
+/// list would otherwise make an error line of megabytes).
+fn brief(call: &TaskCall) -> String {
+    cut(call.to_string())
+}
+
+/// `text`, cut after [`BRIEF`] characters.
+fn cut(text: String) -> String {
+    match text.char_indices().nth(BRIEF) {
+        Some((at, _)) => format!("{}... ({} characters)", &text[..at], text.len()),
+        None => text,
     }
 }
 

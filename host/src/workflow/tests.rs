@@ -227,3 +227,28 @@ fn answers_are_read_from_metadata_or_from_the_body() {
     // Without an id anywhere there is nothing to resolve.
     assert_eq!(answer(&Message::json(&json!(8))), None);
 }
+
+#[tokio::test]
+async fn errors_quote_a_large_call_briefly() {
+    use std::sync::Arc;
+
+    use super::{DispatchOptions, Dispatcher};
+    use crate::transport::{MemoryTransport, Transport};
+
+    // Nobody serves `add`: the call times out, and the error quotes it cut short.
+    let transport: Arc<dyn Transport> = Arc::new(MemoryTransport::new());
+    let options = DispatchOptions {
+        timeout: std::time::Duration::from_millis(10),
+        retries: 0,
+        ..DispatchOptions::default()
+    };
+    let sig = parse("add(range(100000), 1)").expect("parses");
+    let err = Dispatcher::new(transport, options)
+        .run(&sig)
+        .await
+        .expect_err("times out");
+    let text = err.to_string();
+    assert!(text.len() < 1_000, "{} characters", text.len());
+    assert!(text.starts_with("task add([0,1,2,"), "{text}");
+    assert!(text.contains("characters)"), "{text}");
+}
