@@ -203,11 +203,19 @@ mod tests {
     #[test]
     fn calls_parse_with_defaults() -> Result<(), Nack> {
         let msg = Message::from_json(&json!({"args": [1, 2]}))?;
-        let (args, kwargs) = parse_call(&msg)?;
+        let (args, kwargs, id) = parse_call(&msg)?;
         assert_eq!(args, vec![json!(1), json!(2)]);
         assert!(kwargs.is_empty());
+        assert_eq!(id, None);
         assert!(positional::<3>(&args, &kwargs).is_err());
         assert!(parse_call(&Message::from_json(&json!([1]))?).is_err());
+        let with_id = Message::from_json(&json!({"args": [], "id": "wf-1.0"}))?;
+        assert_eq!(parse_call(&with_id)?.2.as_deref(), Some("wf-1.0"));
+        assert!(parse_call(&Message::from_json(&json!({"id": 7}))?).is_err());
+        assert_eq!(
+            answer("wf-1.0".into(), json!(0)),
+            json!({"task_id": "wf-1.0", "status": "SUCCESS", "result": 0})
+        );
         Ok(())
     }
 }
