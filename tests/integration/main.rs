@@ -23,3 +23,4 @@ mod scaling;
 mod support;
 mod tls;
 mod workflow;
+mod workflow_broker;

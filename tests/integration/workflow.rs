@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use wasmflo_host::component::{Resolver, components_dir};
+use wasmflo_host::workflow::dispatch::CORRELATION_ID;
 use wasmflo_host::workflow::random::{self, Rng};
 use wasmflo_host::workflow::reference::{builtin, evaluate};
 use wasmflo_host::workflow::{DispatchOptions, LocalWorkflows, WorkflowError, parse};
@@ -183,9 +184,15 @@ async fn workflow_task_of_a_node_that_dies_is_redone_elsewhere() {
         .await
         .unwrap()
         .unwrap();
+    let call = taken.message.to_json().unwrap();
     assert_eq!(
-        taken.message.to_json().unwrap(),
-        json!({"args": [1, 2], "kwargs": {}})
+        (&call["args"], &call["kwargs"]),
+        (&json!([1, 2]), &json!({}))
+    );
+    assert_eq!(
+        call["id"].as_str(),
+        taken.message.meta(CORRELATION_ID),
+        "the id travels in the body and in metadata"
     );
     drop(taken);
     drop(node);
@@ -298,10 +305,16 @@ fn workflow_cli_prints_one_json_line_and_names_failures() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "12\n");
 
+    // A huge range is one line, refused before anything is allocated.
     let out = cli()
-        .args(["task", "--broker", "mqtt://localhost", "add(1, 1)"])
+        .args(["task", "xsum(range(10000000))"])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("needs the broker transport"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("column 11: expected at most 1,000,000 items from range() and zip()"),
+        "{stderr}"
+    );
 }

@@ -471,6 +471,21 @@ impl Transport for AmqpTransport {
         Ok(())
     }
 
+    async fn declare_private_queue(&self, queue: &str) -> Result<(), TransportError> {
+        let channel = self.declaring(queue).await?;
+        let options = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(queue.into(), options, FieldTable::default())
+            .await
+            .map_err(|e| broker(queue, e))?;
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(())
+    }
+
     async fn declare_topic(&self, topic: &str) -> Result<(), TransportError> {
         let channel = self.declaring(topic).await?;
         self.fanout(&channel, topic).await?;

@@ -102,6 +102,13 @@ pub trait Transport: Send + Sync + Debug + 'static {
     /// Declares inport queue `queue` (idempotent).
     async fn declare_queue(&self, queue: &str) -> Result<(), TransportError>;
 
+    /// Declares a queue that only this connection uses (a workflow's reply queue): on
+    /// AMQP exclusive and auto-deleted, so the broker removes it with the connection,
+    /// even one that died; elsewhere the same as [`Transport::declare_queue`].
+    async fn declare_private_queue(&self, queue: &str) -> Result<(), TransportError> {
+        self.declare_queue(queue).await
+    }
+
     /// Declares outport topic `topic` (idempotent).
     async fn declare_topic(&self, topic: &str) -> Result<(), TransportError>;
 

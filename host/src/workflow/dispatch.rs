@@ -1,20 +1,33 @@
-//! Runs a [`Signature`] over a [`Transport`] whose task roles answer on `NAME.OUT`.
+//! Runs a [`Signature`] over a [`Transport`] whose task roles answer on `ROLE.OUT`.
 //!
-//! Each workflow run gets a private reply queue (`wf-<nonce>-<n>.REPLY`) bound to the
-//! `out` topic of every role it calls, and each task call a correlation id
-//! (`wf-<nonce>-<n>.<k>`) in message metadata ([`CORRELATION_ID`]); the host copies it
-//! onto the result, and the run's router resolves only its own ids, so concurrent
-//! workflows never see each other's results even though every reply queue gets a copy
-//! of every result of its roles (pub/sub, as MsgFlo wires it). Failures come back
-//! through each role's dead-letter queue (`dead-NAME.IN`), watched once per role by the
-//! dispatcher and routed by the same ids.
+//! Only MsgFlo's conventions are on the wire, so a worker may be any participant on any
+//! host (a `wasmflo participant`, an edge node, another MsgFlo client): task `add` is
+//! role `add` (or `PREFIX` + `add`, [`DispatchOptions::role_prefix`]), called by a
+//! message to its inport queue `add.IN` and answering on its outport topic `add.OUT`.
+//!
+//! - Each call carries a correlation id (`wf-<nonce>-<n>.<k>`) twice: in message
+//!   metadata ([`CORRELATION_ID`], with [`REPLY_TO`]), which hosts copy onto the
+//!   result, and in the body (`{"args", "kwargs", "id"}`, as Celery's task message has
+//!   it), which the `task/*` components echo in Celery's result form `{"task_id",
+//!   "status": "SUCCESS", "result"}`: MQTT 3.1.1 carries no metadata.
+//! - Each workflow run has a private reply queue (`wf-<nonce>-<n>.REPLY`; on AMQP
+//!   exclusive and auto-deleted) to which it binds, as a coordinator binds a graph edge,
+//!   the `out` topic of every role it calls and that role's dead-letter topic
+//!   (`dead-ROLE.IN`: a fanout exchange on AMQP, a topic on MQTT; on MQTT this process
+//!   forwards, having no broker-side bindings). The reply queue so gets a copy of every
+//!   result and failure of those roles, and the run's router resolves only its own ids:
+//!   concurrent workflows, in this process or others, never mix results. In-process the
+//!   dead-letter queues are watched once per dispatcher instead.
+//! - On AMQP the dispatcher declares each role's inport queue (as its participants do),
+//!   so calls sent before a worker starts wait in the queue.
 //!
 //! A call with no answer within [`DispatchOptions::timeout`] (a lost message, a dead
 //! node) is sent again under the same id, after an exponential backoff, up to
 //! [`DispatchOptions::retries`] times; so is one nacked as `unavailable` or dropped by a
 //! participant that stopped while holding it (its node died). A late answer
 //! to an earlier attempt counts as the answer. Groups, chord headers, map, starmap and
-//! chunks are dispatched in parallel; results are collected in call order.
+//! chunks are dispatched in parallel, at most [`DispatchOptions::max_in_flight`] calls at
+//! once; results are collected in call order.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +38,7 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, join_all};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 
 use super::WorkflowError;
 use super::reference::{plain, spread};
@@ -51,6 +64,12 @@ pub struct DispatchOptions {
     pub backoff: Duration,
     /// Longest wait between retries.
     pub max_backoff: Duration,
+    /// Calls waiting for their answer at once (0: no limit). Keeps a large group within
+    /// what a broker queues per client (Mosquitto drops QoS 1 messages beyond 1,000).
+    pub max_in_flight: usize,
+    /// Prepended to a task's name to give its role (`"t1-"`: task `add` is role
+    /// `t1-add`, queue `t1-add.IN`).
+    pub role_prefix: String,
 }
 
 impl Default for DispatchOptions {
@@ -60,12 +79,14 @@ impl Default for DispatchOptions {
             retries: 3,
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            max_in_flight: 256,
+            role_prefix: String::new(),
         }
     }
 }
 
 /// An answer: the result, or the failure reason from the dead letter.
-type Outcome = Result<Value, String>;
+pub type Outcome = Result<Value, String>;
 type Pending = Mutex<HashMap<String, oneshot::Sender<Outcome>>>;
 
 /// Runs workflows over a transport. Cheap to clone; clones share the watchers of the
@@ -82,6 +103,7 @@ struct Inner {
     pending: Arc<Pending>,
     watched: tokio::sync::Mutex<HashSet<String>>,
     stop: watch::Sender<bool>,
+    slots: Arc<Semaphore>,
     nonce: String,
     workflows: AtomicU64,
     retried: AtomicU64,
@@ -99,9 +121,14 @@ impl Dispatcher {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
+        let slots = match options.max_in_flight {
+            0 => Semaphore::MAX_PERMITS,
+            n => n.min(Semaphore::MAX_PERMITS),
+        };
         Dispatcher {
             inner: Arc::new(Inner {
                 transport,
+                slots: Arc::new(Semaphore::new(slots)),
                 options,
                 pending: Arc::default(),
                 watched: tokio::sync::Mutex::default(),
@@ -125,19 +152,35 @@ impl Dispatcher {
         let n = inner.workflows.fetch_add(1, Ordering::Relaxed);
         let workflow = format!("wf-{}-{n}", inner.nonce);
         let reply = format!("{workflow}.REPLY");
-        inner.transport.declare_queue(&reply).await?;
-        let roles = sig.task_names();
+        inner.transport.declare_private_queue(&reply).await?;
+        let kind = inner.transport.kind();
         let mut bindings = Vec::new();
-        for role in &roles {
-            self.watch_failures(role).await?;
-            let binding = Binding {
-                src: queue_name(role, "out"),
+        for name in sig.task_names() {
+            let role = format!("{}{name}", inner.options.role_prefix);
+            let input = queue_name(&role, "in");
+            match kind {
+                "memory" => self.watch_failures(&role).await?,
+                kind => {
+                    if kind == "amqp" {
+                        inner.transport.declare_queue(&input).await?;
+                    }
+                    bindings.push(Binding {
+                        src: format!("dead-{input}"),
+                        tgt: reply.clone(),
+                        kind: BindingKind::PubSub,
+                    });
+                }
+            }
+            let output = queue_name(&role, "out");
+            inner.transport.declare_topic(&output).await?;
+            bindings.push(Binding {
+                src: output,
                 tgt: reply.clone(),
                 kind: BindingKind::PubSub,
-            };
-            inner.transport.declare_topic(&binding.src).await?;
-            inner.transport.bind(&binding).await?;
-            bindings.push(binding);
+            });
+        }
+        for binding in &bindings {
+            inner.transport.bind(binding).await?;
         }
         let replies = inner.transport.subscribe(&reply).await?;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -171,6 +214,7 @@ impl Dispatcher {
         let dead = format!("dead-{}", queue_name(role, "in"));
         self.inner.transport.declare_queue(&dead).await?;
         let sub = self.inner.transport.subscribe(&dead).await?;
+        // In-process dead letters keep the call's metadata.
         let pending = self.inner.pending.clone();
         let mut stop = self.inner.stop.subscribe();
         tokio::spawn(async move {
@@ -211,8 +255,8 @@ fn resolve(pending: &Pending, id: &str, outcome: Outcome) {
     }
 }
 
-/// A workflow's reply router: resolves results whose id has the workflow's `prefix`,
-/// acks (and ignores) the other workflows' results copied to this queue.
+/// A workflow's reply router: resolves results and failures whose id has the
+/// workflow's `prefix`, acks (and ignores) the other workflows' copies.
 async fn route_replies(
     mut replies: Subscription,
     pending: Arc<Pending>,
@@ -224,12 +268,8 @@ async fn route_replies(
             _ = &mut stop => break,
             d = replies.next() => match d {
                 Some(d) => {
-                    if let Some(id) = d.message.meta(CORRELATION_ID).filter(|id| id.starts_with(&prefix)) {
-                        let outcome = d
-                            .message
-                            .to_json()
-                            .ok_or_else(|| format!("result is not JSON: {}", d.message.preview(80)));
-                        resolve(&pending, id, outcome);
+                    if let Some((id, outcome)) = answer(&d.message).filter(|(id, _)| id.starts_with(&prefix)) {
+                        resolve(&pending, &id, outcome);
                     }
                     d.ack();
                 }
@@ -238,6 +278,50 @@ async fn route_replies(
         }
     }
     drain(&mut replies);
+}
+
+/// The call id and outcome a reply carries: a result (plain, with the id in metadata,
+/// or in Celery's result form `{"task_id", "status": "SUCCESS", "result"}`), or a
+/// dead letter (AMQP: the call with a reason header; MQTT: `{"queue", "reason",
+/// "payload"}` around the call).
+pub fn answer(msg: &Message) -> Option<(String, Outcome)> {
+    let meta_id = msg.meta(CORRELATION_ID);
+    let body = msg.to_json();
+    if let Some(reason) = msg.meta(DEAD_LETTER_REASON) {
+        let id = meta_id
+            .map(str::to_string)
+            .or_else(|| body_id(body.as_ref()?))?;
+        return Some((id, Err(reason.to_string())));
+    }
+    let Some(body) = body else {
+        let id = meta_id?.to_string();
+        return Some((id, Err(format!("result is not JSON: {}", msg.preview(80)))));
+    };
+    if let (Some(reason), Some(call), Some(_)) = (
+        body.get("reason").and_then(Value::as_str),
+        body.get("payload"),
+        body.get("queue"),
+    ) && meta_id.is_none()
+    {
+        let call = match call {
+            Value::String(text) => serde_json::from_str(text).ok()?,
+            call => call.clone(),
+        };
+        return Some((body_id(&call)?, Err(reason.to_string())));
+    }
+    let task_id = body.get("task_id").and_then(Value::as_str);
+    let id = meta_id.or(task_id)?.to_string();
+    let status = body.get("status").and_then(Value::as_str);
+    let result = match (task_id, status, body.get("result")) {
+        (Some(t), Some("SUCCESS"), Some(result)) if t == id => Some(result.clone()),
+        _ => None,
+    };
+    Some((id, Ok(result.unwrap_or(body))))
+}
+
+/// The correlation id in a call's body.
+fn body_id(call: &Value) -> Option<String> {
+    call.get("id").and_then(Value::as_str).map(str::to_string)
 }
 
 /// One workflow being evaluated.
@@ -331,10 +415,16 @@ impl Run<'_> {
         let opts = &inner.options;
         let k = self.calls.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}.{k}", self.workflow);
-        let mut msg = Message::json(&json!({"args": call.args, "kwargs": call.kwargs}));
+        let mut msg = Message::json(&json!({"args": call.args, "kwargs": call.kwargs, "id": id}));
         msg.set_meta(CORRELATION_ID, id.as_str());
         msg.set_meta(REPLY_TO, self.reply.as_str());
-        let queue = queue_name(&call.name, "in");
+        let queue = queue_name(&format!("{}{}", opts.role_prefix, call.name), "in");
+        let _slot = inner
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| WorkflowError::Stopped)?;
         let mut backoff = opts.backoff;
         let mut unavailable = None;
         for attempt in 0..=opts.retries {
@@ -361,8 +451,8 @@ impl Run<'_> {
                 }
                 Ok(Ok(Err(reason))) => {
                     return Err(WorkflowError::TaskFailed {
-                        task: call.to_string(),
-                        reason,
+                        task: brief(&call),
+                        reason: cut(reason),
                     });
                 }
                 Err(_) => unavailable = None,
@@ -372,15 +462,32 @@ impl Run<'_> {
         resolve(&inner.pending, &id, Err(String::new()));
         Err(match unavailable {
             Some(reason) => WorkflowError::TaskFailed {
-                task: call.to_string(),
-                reason,
+                task: brief(&call),
+                reason: cut(reason),
             },
             None => WorkflowError::TimedOut {
-                task: call.to_string(),
+                task: brief(&call),
                 attempts: opts.retries + 1,
                 timeout: opts.timeout,
             },
         })
+    }
+}
+
+/// Longest task call or reason an error quotes in full.
+const BRIEF: usize = 300;
+
+/// The call as expression text, cut after [`BRIEF`] characters (a call over a large
+/// list would otherwise make an error line of megabytes).
+fn brief(call: &TaskCall) -> String {
+    cut(call.to_string())
+}
+
+/// `text`, cut after [`BRIEF`] characters.
+fn cut(text: String) -> String {
+    match text.char_indices().nth(BRIEF) {
+        Some((at, _)) => format!("{}... ({} characters)", &text[..at], text.len()),
+        None => text,
     }
 }
 

@@ -37,6 +37,7 @@ pub struct LocalWorkflows {
     loader: Arc<Loader>,
     resolver: Resolver,
     components: HashMap<String, String>,
+    role_prefix: String,
 }
 
 impl LocalWorkflows {
@@ -62,6 +63,7 @@ impl LocalWorkflows {
         })?;
         Ok(LocalWorkflows {
             network,
+            role_prefix: options.role_prefix.clone(),
             dispatcher: Dispatcher::new(transport, options),
             loader,
             resolver,
@@ -76,10 +78,12 @@ impl LocalWorkflows {
             .insert(task.to_string(), component.to_string());
     }
 
-    /// Starts a process for every task of `sig` that has none yet.
+    /// Starts a process (role [`DispatchOptions::role_prefix`] + task name) for every
+    /// task of `sig` that has none yet.
     pub async fn ensure_roles(&mut self, sig: &Signature) -> Result<(), WorkflowError> {
         for task in sig.task_names() {
-            if self.network.process(&task).is_some() {
+            let role = format!("{}{task}", self.role_prefix);
+            if self.network.process(&role).is_some() {
                 continue;
             }
             let component = self
@@ -92,7 +96,7 @@ impl LocalWorkflows {
                 ..Process::default()
             };
             self.network
-                .add_process(&task, &process, &self.loader, &self.resolver)
+                .add_process(&role, &process, &self.loader, &self.resolver)
                 .await
                 .map_err(|source| WorkflowError::Role {
                     task: task.clone(),

@@ -26,9 +26,17 @@ pub struct ParseError {
     pub found: String,
 }
 
+/// Items that `range(...)` and `zip(...)` may make in one expression, all together: a
+/// bigger workflow is refused with one line rather than filling memory.
+pub const MAX_ITEMS: usize = 1_000_000;
+
 /// Parses a workflow expression such as `add(4, 4) | mul(8) | mul(10)`.
 pub fn parse(text: &str) -> Result<Signature, ParseError> {
-    let mut p = Parser { text, pos: 0 };
+    let mut p = Parser {
+        text,
+        pos: 0,
+        items: 0,
+    };
     let sig = p.workflow()?;
     p.skip_ws();
     if p.pos < text.len() {
@@ -45,6 +53,8 @@ pub fn parse(text: &str) -> Result<Signature, ParseError> {
 struct Parser<'a> {
     text: &'a str,
     pos: usize,
+    /// Items made by `range` and `zip` so far (at most [`MAX_ITEMS`]).
+    items: usize,
 }
 
 impl Parser<'_> {
@@ -464,13 +474,17 @@ impl Parser<'_> {
                     "range(stop), range(start, stop) or range(start, stop, step) with step != 0",
                 )),
             };
-        let mut out = Vec::new();
+        let (span, stride) = (i128::from(stop) - i128::from(start), i128::from(step));
+        let len = if span.signum() == stride.signum() {
+            (span.abs() + stride.abs() - 1) / stride.abs()
+        } else {
+            0
+        };
+        self.spend(at, usize::try_from(len).unwrap_or(usize::MAX), "range")?;
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
         let mut i = start;
         while (step > 0 && i < stop) || (step < 0 && i > stop) {
             out.push(Value::from(i));
-            if out.len() > 10_000_000 {
-                return Err(self.error_at(at, "a range of at most 10,000,000 items"));
-            }
             i = match i.checked_add(step) {
                 Some(n) => n,
                 None => break,
@@ -479,8 +493,30 @@ impl Parser<'_> {
         Ok(Value::Array(out))
     }
 
+    /// Counts `n` more items made by `what` against [`MAX_ITEMS`].
+    fn spend(&mut self, at: usize, n: usize, what: &str) -> Result<(), ParseError> {
+        match self
+            .items
+            .checked_add(n)
+            .filter(|total| *total <= MAX_ITEMS)
+        {
+            Some(total) => {
+                self.items = total;
+                Ok(())
+            }
+            None => Err(ParseError {
+                found: format!("{what}(...) making {n} more after {}", self.items),
+                ..self.error_at(
+                    at,
+                    "at most 1,000,000 items from range() and zip() in one workflow",
+                )
+            }),
+        }
+    }
+
     /// `zip(a, b, ...)`: lists of the i-th items, as long as the shortest list.
     fn zip(&mut self) -> Result<Value, ParseError> {
+        let start = self.pos;
         self.expect('(', "'(' after zip")?;
         let mut lists = Vec::new();
         loop {
@@ -496,6 +532,7 @@ impl Parser<'_> {
             self.expect(',', "',' or ')' in zip(...)")?;
         }
         let len = lists.iter().map(Vec::len).min().unwrap_or(0);
+        self.spend(start, len.saturating_mul(lists.len() + 1), "zip")?;
         Ok(Value::Array(
             (0..len)
                 .map(|i| Value::Array(lists.iter().map(|l| l[i].clone()).collect()))

@@ -124,6 +124,26 @@ fn syntax_errors_give_the_column_and_what_was_expected() {
 }
 
 #[test]
+fn huge_ranges_are_one_line_errors_not_allocations() {
+    // Refused before anything is allocated, however large, alone or together.
+    for text in [
+        "xsum(range(9223372036854775807))",
+        "xsum(range(-9223372036854775807, 9223372036854775807, 1))",
+        "group(xsum(range(600000)), xsum(range(600000)))",
+        "add.starmap(zip(range(400000), range(400000)))",
+    ] {
+        let e = parse(text).expect_err(text);
+        assert!(
+            e.to_string().contains("at most 1,000,000 items"),
+            "{text}: {e}"
+        );
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
+    assert!(parse("xsum(range(1000000))").is_ok());
+    assert!(parse("xsum(range(10, 0, -1))").is_ok());
+}
+
+#[test]
 fn values_are_json_with_range_zip_and_kwargs() -> Result<(), WorkflowError> {
     let sig = parse(
         r#"t.si(-1.5e3, "a\"b", null, true, {"k": [range(2, 8, 3)]}, zip([1, 2, 3], ["a", "b"]), n=2)"#,
@@ -176,4 +196,59 @@ fn celery_dicts_are_read_with_paths_in_errors() -> Result<(), WorkflowError> {
         Some("$.kwargs.tasks[1]: expected a 'task' name (a string)")
     );
     Ok(())
+}
+
+#[test]
+fn answers_are_read_from_metadata_or_from_the_body() {
+    use super::dispatch::{CORRELATION_ID, answer};
+    use crate::message::Message;
+    use crate::transport::DEAD_LETTER_REASON;
+
+    // A plain result with the id in metadata (in-process, AMQP, any MsgFlo participant).
+    let mut plain = Message::json(&json!(8));
+    plain.set_meta(CORRELATION_ID, "wf-1.0");
+    assert_eq!(answer(&plain), Some(("wf-1.0".into(), Ok(json!(8)))));
+    // Celery's result form, no metadata (MQTT 3.1.1).
+    let celery = Message::json(&json!({"task_id": "wf-1.1", "status": "SUCCESS", "result": 0}));
+    assert_eq!(answer(&celery), Some(("wf-1.1".into(), Ok(json!(0)))));
+    // A dead letter on AMQP: the call with the reason in a header.
+    let mut dead = Message::json(&json!({"args": [1], "kwargs": {}, "id": "wf-1.2"}));
+    dead.set_meta(DEAD_LETTER_REASON, "bad");
+    assert_eq!(answer(&dead), Some(("wf-1.2".into(), Err("bad".into()))));
+    // A dead letter on MQTT: the call wrapped with its queue and reason.
+    let wrapped = Message::json(&json!({
+        "queue": "sub.IN", "reason": "worse",
+        "payload": {"args": [1], "kwargs": {}, "id": "wf-1.3"},
+    }));
+    assert_eq!(
+        answer(&wrapped),
+        Some(("wf-1.3".into(), Err("worse".into())))
+    );
+    // Without an id anywhere there is nothing to resolve.
+    assert_eq!(answer(&Message::json(&json!(8))), None);
+}
+
+#[tokio::test]
+async fn errors_quote_a_large_call_briefly() {
+    use std::sync::Arc;
+
+    use super::{DispatchOptions, Dispatcher};
+    use crate::transport::{MemoryTransport, Transport};
+
+    // Nobody serves `add`: the call times out, and the error quotes it cut short.
+    let transport: Arc<dyn Transport> = Arc::new(MemoryTransport::new());
+    let options = DispatchOptions {
+        timeout: std::time::Duration::from_millis(10),
+        retries: 0,
+        ..DispatchOptions::default()
+    };
+    let sig = parse("add(range(100000), 1)").expect("parses");
+    let err = Dispatcher::new(transport, options)
+        .run(&sig)
+        .await
+        .expect_err("times out");
+    let text = err.to_string();
+    assert!(text.len() < 1_000, "{} characters", text.len());
+    assert!(text.starts_with("task add([0,1,2,"), "{text}");
+    assert!(text.contains("characters)"), "{text}");
 }

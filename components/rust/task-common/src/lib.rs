@@ -3,6 +3,11 @@
 //! with a reason. Numbers follow Python: integers stay integers (falling back to floats on
 //! overflow), a float anywhere makes a float.
 //!
+//! A call may carry its correlation id in the body as well (`"id"`, as in Celery's task
+//! message): the answer is then Celery's result form `{"task_id": ID, "status": "SUCCESS",
+//! "result": R}`, so a dispatcher can match it on transports that carry no metadata (MQTT
+//! 3.1.1) and on hosts that do not copy it.
+//!
 //! A task component is one [`TaskFn`] and one line: `wasmflo_guest::export!(Task<Add>);`.
 
 use std::marker::PhantomData;
@@ -42,20 +47,44 @@ impl<F: TaskFn> Participant for Task<F> {
     }
 
     fn process(&mut self, ctx: &mut Context, _port: &str, msg: Message) -> Result<(), Nack> {
-        let (args, kwargs) = parse_call(&msg)?;
+        let (args, kwargs, id) = parse_call(&msg)?;
         let result = F::call(&args, &kwargs)
             .map_err(|n| Nack::new(n.kind(), format!("{}: {}", F::NAME, n.reason())))?;
-        ctx.send_json("out", &result)
+        match id {
+            Some(id) => ctx.send_json("out", &answer(id, result)),
+            None => ctx.send_json("out", &result),
+        }
     }
 }
 
-/// Reads `{"args": [...], "kwargs": {...}}` (both optional).
-pub fn parse_call(msg: &Message) -> Result<(Vec<Value>, Map<String, Value>), Nack> {
+/// Celery's result form of an answer to call `id`.
+pub fn answer(id: String, result: Value) -> Value {
+    let mut out = Map::new();
+    out.insert("task_id".into(), Value::String(id));
+    out.insert("status".into(), Value::String("SUCCESS".into()));
+    out.insert("result".into(), result);
+    Value::Object(out)
+}
+
+/// A call: positional arguments, keyword arguments and the correlation id, if any.
+pub type Call = (Vec<Value>, Map<String, Value>, Option<String>);
+
+/// Reads `{"args": [...], "kwargs": {...}, "id": "..."}` (all optional).
+pub fn parse_call(msg: &Message) -> Result<Call, Nack> {
     let value: Value = msg.json()?;
     let Value::Object(mut call) = value else {
         return Err(Nack::invalid_input(format!(
             "expected {{\"args\": [...], \"kwargs\": {{}}}}, got {value}"
         )));
+    };
+    let id = match call.remove("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id),
+        Some(other) => {
+            return Err(Nack::invalid_input(format!(
+                "id must be a string, got {other}"
+            )));
+        }
     };
     let args = match call.remove("args") {
         None | Some(Value::Null) => Vec::new(),
@@ -75,7 +104,7 @@ pub fn parse_call(msg: &Message) -> Result<(Vec<Value>, Map<String, Value>), Nac
             )));
         }
     };
-    Ok((args, kwargs))
+    Ok((args, kwargs, id))
 }
 
 /// Exactly `N` positional arguments and no keyword arguments.
@@ -174,11 +203,19 @@ mod tests {
     #[test]
     fn calls_parse_with_defaults() -> Result<(), Nack> {
         let msg = Message::from_json(&json!({"args": [1, 2]}))?;
-        let (args, kwargs) = parse_call(&msg)?;
+        let (args, kwargs, id) = parse_call(&msg)?;
         assert_eq!(args, vec![json!(1), json!(2)]);
         assert!(kwargs.is_empty());
+        assert_eq!(id, None);
         assert!(positional::<3>(&args, &kwargs).is_err());
         assert!(parse_call(&Message::from_json(&json!([1]))?).is_err());
+        let with_id = Message::from_json(&json!({"args": [], "id": "wf-1.0"}))?;
+        assert_eq!(parse_call(&with_id)?.2.as_deref(), Some("wf-1.0"));
+        assert!(parse_call(&Message::from_json(&json!({"id": 7}))?).is_err());
+        assert_eq!(
+            answer("wf-1.0".into(), json!(0)),
+            json!({"task_id": "wf-1.0", "status": "SUCCESS", "result": 0})
+        );
         Ok(())
     }
 }

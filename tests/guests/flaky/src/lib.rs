@@ -21,7 +21,7 @@ impl Participant for Flaky {
 
     fn process(&mut self, ctx: &mut Context, _port: &str, msg: Message) -> Result<(), Nack> {
         self.calls += 1;
-        let (args, kwargs) = parse_call(&msg)?;
+        let (args, kwargs, _id) = parse_call(&msg)?;
         let [x] = positional::<1>(&args, &kwargs)?;
         if self.calls == 1 {
             return Ok(());
