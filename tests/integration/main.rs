@@ -24,3 +24,4 @@ mod support;
 mod tls;
 mod workflow;
 mod workflow_broker;
+mod workflow_edge;

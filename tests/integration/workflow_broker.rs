@@ -15,9 +15,9 @@ use wasmflo_host::transport::{Binding, BindingKind};
 use crate::brokers::{AMQP, MQTT, Running, broker, cli, client, participant, role};
 
 /// The task roles every worker serves.
-const TASKS: [&str; 5] = ["add", "sub", "mul", "xsum", "tsum"];
+pub(crate) const TASKS: [&str; 5] = ["add", "sub", "mul", "xsum", "tsum"];
 /// How long a workflow run may take in these tests.
-const RUN_DEADLINE: Duration = Duration::from_secs(90);
+pub(crate) const RUN_DEADLINE: Duration = Duration::from_secs(90);
 
 /// `n` worker processes each serving every task role under `prefix`; on MQTT they split
 /// each role's calls through a shared subscription, as consumers of an AMQP queue do.
@@ -80,6 +80,14 @@ async fn run_task(url: &str, prefix: &str, expr: &str) -> (bool, String, String)
 async fn workflows_over_workers(url: &str) {
     let prefix = format!("{}-", role("wf"));
     let _workers = workers(url, &prefix, 3).await;
+    seeds_examples(url, &prefix).await;
+}
+
+/// The seeds' examples, two workflows at once and a failing task, through
+/// `wasmflo task --broker URL --role-prefix PREFIX`, on workers already serving the task
+/// roles under `prefix`.
+pub(crate) async fn seeds_examples(url: &str, prefix: &str) {
+    let prefix = prefix.to_string();
     let sums = (0..10)
         .map(|i| format!("add({i}, {i})"))
         .collect::<Vec<_>>()
@@ -169,9 +177,18 @@ async fn amqp_workflows_run_on_worker_processes() {
 /// the others (AMQP: the broker requeues them; MQTT: the dispatcher's retry after the
 /// timeout), and every result is right.
 async fn killed_worker_is_survived(url: &str) {
-    const N: usize = 3_000;
     let prefix = format!("{}-", role("wfk"));
     let mut workers = workers(url, &prefix, 3).await;
+    let victim = &mut workers[0];
+    survives_a_kill(url, &prefix, || victim.kill()).await;
+}
+
+/// A group of 3,000 `add` calls dispatched to the workers serving the task roles under
+/// `prefix`; `kill` is called once a tenth of the results came out, and every result
+/// must still be right. Returns the number of calls the dispatcher retried.
+pub(crate) async fn survives_a_kill(url: &str, prefix: &str, kill: impl FnOnce()) -> u64 {
+    const N: usize = 3_000;
+    let prefix = prefix.to_string();
     let t = client(url).await;
     // A reader of the results on its own connection (not the dispatcher's, whose
     // subscriptions to the topic it would share), through a private queue.
@@ -214,7 +231,7 @@ async fn killed_worker_is_survived(url: &str) {
         d.ack();
     }
     assert!(!run.is_finished(), "the kill lands mid-run");
-    workers[0].kill();
+    kill();
     drop((outputs, probe));
     let got = tokio::time::timeout(RUN_DEADLINE, run)
         .await
@@ -222,10 +239,9 @@ async fn killed_worker_is_survived(url: &str) {
         .expect("join")
         .expect("the workflow succeeds");
     assert_eq!(got, want);
-    eprintln!(
-        "{url}: {N} calls, worker killed mid-run, {} retried",
-        dispatcher.retries()
-    );
+    let retried = dispatcher.retries();
+    eprintln!("{url}: {N} calls, worker killed mid-run, {retried} retried");
+    retried
 }
 
 #[tokio::test(flavor = "multi_thread")]
