@@ -240,7 +240,7 @@ pub(crate) async fn survives_a_kill(url: &str, prefix: &str, kill: impl FnOnce()
         .expect("the workflow succeeds");
     assert_eq!(got, want);
     let retried = dispatcher.retries();
-    eprintln!("{url}: {N} calls, worker killed mid-run, {retried} retried");
+    eprintln!("{url} ({prefix}*): {N} calls, worker killed mid-run, {retried} retried");
     retried
 }
 
