@@ -3,9 +3,14 @@
 //! Participants update their role's [`RoleMetrics`] with relaxed atomics (no lock on the
 //! message path); the autoscaler sets the backlog and counts decisions; [`serve`] renders
 //! every registered role in the Prometheus text format (version 0.0.4) on `GET /metrics`.
+//!
+//! Two signals serve the autoscaler: [`RoleMetrics::pressure`] wakes it when a message
+//! starts while every instance is busy (only while it watches, see
+//! [`RoleMetrics::watch_pressure`]), and [`RoleMetrics::start_time`] is the measured
+//! instance start time (the pool's set-up plus instantiate, `start` and parameter replay).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +37,10 @@ pub struct RoleMetrics {
     saturated: AtomicU64,
     serving: AtomicU64,
     served: tokio::sync::Notify,
+    /// Whether an autoscaler listens to `pressure`.
+    watched: AtomicBool,
+    pressure: tokio::sync::Notify,
+    starts: Mutex<StartTimes>,
     /// Processing-time sums in microseconds; wrapping, so deltas stay exact.
     time_count: AtomicU64,
     time_sum_us: AtomicU64,
@@ -80,6 +89,9 @@ impl RoleMetrics {
             saturated: AtomicU64::new(0),
             serving: AtomicU64::new(0),
             served: tokio::sync::Notify::new(),
+            watched: AtomicBool::new(false),
+            pressure: tokio::sync::Notify::new(),
+            starts: Mutex::new(StartTimes::default()),
             time_count: AtomicU64::new(0),
             time_sum_us: AtomicU64::new(0),
             time_sq_us: AtomicU64::new(0),
@@ -87,9 +99,51 @@ impl RoleMetrics {
         }
     }
 
-    /// A message is being processed.
+    /// A message is being processed. With every instance busy, an autoscaler that
+    /// watches is woken (see [`RoleMetrics::pressure`]).
     pub fn started(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let busy = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.watched.load(Ordering::Relaxed) && busy >= self.instances.load(Ordering::Relaxed) {
+            self.pressure.notify_one();
+        }
+    }
+
+    /// Turns the pressure signal on or off (an autoscaler turns it on while it runs; off,
+    /// a message start costs one relaxed load more).
+    pub fn watch_pressure(&self, on: bool) {
+        self.watched.store(on, Ordering::Relaxed);
+    }
+
+    /// Resolves after a message started while every instance was busy (a backlog may be
+    /// building). A signal given while nobody waits is kept for the next wait.
+    pub async fn pressure(&self) {
+        self.pressure.notified().await;
+    }
+
+    /// The pool spent `took` setting up a new instance's queues (before instantiating).
+    pub fn instance_setup(&self, took: Duration) {
+        let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
+        starts.setup = Some(ewma(starts.setup, took.as_secs_f64()));
+    }
+
+    /// An instance was created and started (instantiate, `start`, parameters) in `took`.
+    pub fn instance_started(&self, took: Duration) {
+        let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
+        starts.count += 1;
+        starts.instance = Some(ewma(starts.instance, took.as_secs_f64()));
+    }
+
+    /// The measured instance start time: the smoothed set-up plus instantiate-and-start
+    /// times; `None` before an instance has started.
+    pub fn start_time(&self) -> Option<Duration> {
+        let starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
+        let total = starts.instance? + starts.setup.unwrap_or(0.0);
+        Duration::try_from_secs_f64(total).ok()
+    }
+
+    /// Instances created and started so far.
+    pub fn starts(&self) -> u64 {
+        self.starts.lock().unwrap_or_else(|p| p.into_inner()).count
     }
 
     /// A message was settled (`ok`: acked) after `took`.
@@ -188,6 +242,25 @@ impl RoleMetrics {
     }
 }
 
+/// Measured instance start times (seconds, smoothed).
+#[derive(Debug, Default)]
+struct StartTimes {
+    count: u64,
+    setup: Option<f64>,
+    instance: Option<f64>,
+}
+
+/// Weight of a new start-time sample: recent starts count most, one slow start does not
+/// swing the estimate.
+const START_WEIGHT: f64 = 0.25;
+
+fn ewma(old: Option<f64>, sample: f64) -> f64 {
+    match old {
+        Some(old) => old + START_WEIGHT * (sample - old),
+        None => sample,
+    }
+}
+
 /// Every role's metrics, in registration order.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -273,6 +346,21 @@ impl Registry {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for m in &roles {
                 let _ = writeln!(out, "{name}{{role=\"{}\"}} {}", escape(&m.role), read(m));
+            }
+        }
+        let name = "wasmflo_role_start_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Measured instance start time (set-up, instantiate, start)\n# TYPE {name} gauge"
+        );
+        for m in &roles {
+            if let Some(t) = m.start_time() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{role=\"{}\"}} {}",
+                    escape(&m.role),
+                    t.as_secs_f64()
+                );
             }
         }
         let name = "wasmflo_role_processing_seconds";
@@ -385,6 +473,46 @@ mod tests {
         assert!(text.contains("wasmflo_role_at_max{role=\"w\\\"1\"} 1"));
         assert!(text.contains("le=\"0.001\"} 1"));
         assert!(text.contains("le=\"+Inf\"} 2"));
+    }
+
+    #[test]
+    fn start_times_add_set_up_and_instance() {
+        let m = RoleMetrics::new("r");
+        assert_eq!(m.start_time(), None);
+        m.instance_setup(Duration::from_micros(100));
+        assert_eq!(m.start_time(), None, "no instance started yet");
+        m.instance_started(Duration::from_micros(400));
+        assert_eq!(m.start_time(), Some(Duration::from_micros(500)));
+        // A slow start moves the estimate a quarter of the way.
+        m.instance_started(Duration::from_micros(800));
+        assert_eq!(m.start_time(), Some(Duration::from_micros(600)));
+        assert_eq!(m.starts(), 2);
+        assert!(
+            Registry::default()
+                .render()
+                .contains("wasmflo_role_start_seconds")
+        );
+    }
+
+    #[tokio::test]
+    async fn pressure_only_while_watched_and_all_busy() {
+        let m = RoleMetrics::new("r");
+        m.set_instances(2);
+        m.started();
+        m.started();
+        m.watch_pressure(true);
+        let pending = tokio::time::timeout(Duration::from_millis(1), m.pressure()).await;
+        assert!(pending.is_err(), "not watched when they started");
+        m.finished(true, Duration::ZERO);
+        m.started();
+        tokio::time::timeout(Duration::from_secs(5), m.pressure())
+            .await
+            .unwrap_or_else(|_| panic!("two of two busy: pressure"));
+        m.finished(true, Duration::ZERO);
+        m.finished(true, Duration::ZERO);
+        m.started();
+        let pending = tokio::time::timeout(Duration::from_millis(1), m.pressure()).await;
+        assert!(pending.is_err(), "one of two busy: no pressure");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! running. See [`crate::live`] for where updates come from.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,19 +51,43 @@ pub enum Phase {
 }
 
 /// Last value of each parameter port, shared by all instances of a process.
+///
+/// Every value set bumps a generation; an instance that has applied the values up to
+/// generation `g` applies [`Parameters::since`]`(g)` before its next call, so a parameter
+/// message taken by one instance of a pool reaches all of them.
 #[derive(Debug, Default)]
 pub struct Parameters {
-    values: Mutex<Vec<(String, Message)>>,
+    /// (port, value, generation it was set at).
+    values: Mutex<Vec<(String, Message, u64)>>,
+    generation: AtomicU64,
 }
 
 impl Parameters {
-    /// Records `msg` as the value of parameter `port`.
-    pub fn set(&self, port: &str, msg: Message) {
+    /// Records `msg` as the value of parameter `port`; the new generation.
+    pub fn set(&self, port: &str, msg: Message) -> u64 {
         let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        match values.iter_mut().find(|(p, _)| p == port) {
-            Some(slot) => slot.1 = msg,
-            None => values.push((port.to_string(), msg)),
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        match values.iter_mut().find(|(p, _, _)| p == port) {
+            Some(slot) => (slot.1, slot.2) = (msg, generation),
+            None => values.push((port.to_string(), msg, generation)),
         }
+        generation
+    }
+
+    /// How many values were ever set.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The values set after generation `seen`, in first-set order.
+    pub fn since(&self, seen: u64) -> Vec<(String, Message)> {
+        self.values
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, _, g)| *g > seen)
+            .map(|(p, m, _)| (p.clone(), m.clone()))
+            .collect()
     }
 
     /// Forgets parameter `port`.
@@ -70,15 +95,12 @@ impl Parameters {
         self.values
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|(p, _)| p != port);
+            .retain(|(p, _, _)| p != port);
     }
 
     /// Every parameter, in first-set order.
     pub fn snapshot(&self) -> Vec<(String, Message)> {
-        self.values
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.since(0)
     }
 }
 
@@ -211,6 +233,7 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
         created: 0,
         metrics,
         served: false,
+        parameters_seen: 0,
     };
     p.ensure_instance().await;
     for (port, msg) in initial {
@@ -419,6 +442,8 @@ struct Participant {
     metrics: Option<Arc<RoleMetrics>>,
     /// Whether this participant has handled a message yet (reported once to `metrics`).
     served: bool,
+    /// The parameter generation this instance has applied (see [`Parameters`]).
+    parameters_seen: u64,
 }
 
 impl Participant {
@@ -437,6 +462,7 @@ impl Participant {
             return None;
         }
         self.timers.clear();
+        let began = std::time::Instant::now();
         let mut instance = match self
             .component
             .instantiate(self.process.clone(), &self.limits)
@@ -469,12 +495,17 @@ impl Participant {
             self.parameters.remove(&port);
             return Box::pin(self.ensure_instance()).await;
         }
+        if let Some(m) = &self.metrics {
+            m.instance_started(began.elapsed());
+        }
         None
     }
 
     /// Delivers every parameter's last value to the current instance; the port whose
     /// value left the instance unusable, if one did.
     async fn replay_parameters(&mut self) -> Option<String> {
+        // Read before the values: one set in between is applied again at the next call.
+        self.parameters_seen = self.parameters.generation();
         for (port, msg) in self.parameters.snapshot() {
             if self.component.definition().inport(&port).is_none() {
                 continue;
@@ -732,6 +763,9 @@ impl Participant {
                 self.process
             ));
         }
+        if self.parameters.generation() != self.parameters_seen {
+            self.sync_parameters().await;
+        }
         let parameter = self
             .component
             .definition()
@@ -748,9 +782,33 @@ impl Participant {
         // Kept only once accepted: a value that faults the guest must not be replayed
         // into every new instance.
         if parameter {
-            self.parameters.set(port, msg.clone());
+            let generation = self.parameters.set(port, msg.clone());
+            if generation == self.parameters_seen + 1 {
+                self.parameters_seen = generation;
+            }
         }
         Ok(())
+    }
+
+    /// Applies the parameter values other instances of the pool took since this one
+    /// last looked; their outputs are dropped (the instance that took the message
+    /// published them).
+    async fn sync_parameters(&mut self) {
+        let now = self.parameters.generation();
+        for (port, msg) in self.parameters.since(self.parameters_seen) {
+            if self.component.definition().inport(&port).is_none() {
+                continue;
+            }
+            let Some(instance) = self.instance.as_mut() else {
+                return;
+            };
+            let mut outcome = instance.process(&port, &msg);
+            outcome.outputs.clear();
+            if let Err(e) = self.apply(&port, outcome).await {
+                tracing::warn!("applying parameter: {e}");
+            }
+        }
+        self.parameters_seen = now;
     }
 
     async fn fire_timer(&mut self, id: u32) {
@@ -770,6 +828,9 @@ impl Participant {
         }
         if self.ensure_instance().await.is_some() {
             return;
+        }
+        if self.parameters.generation() != self.parameters_seen {
+            self.sync_parameters().await;
         }
         let Some(instance) = self.instance.as_mut() else {
             return;

@@ -8,9 +8,14 @@
 //! newest instances to stop, and each finishes the message in hand first. A message
 //! taken but not started is not lost: in-process it stays in the channel; on a broker it
 //! returns unacked (AMQP requeues a closed consumer's deliveries, MQTT keeps the
-//! connection's local queue). Parameters are shared ([`Parameters`]), so a new instance
-//! starts with the last values; a parameter message reaches only the instance that takes
-//! it, and timers armed by `start` run in every instance.
+//! connection's local queue). Parameters are shared ([`Parameters`]): the instance that
+//! takes a parameter message applies it, every other instance applies it before its next
+//! message or timer, and a new instance starts with the last values; timers armed by
+//! `start` run in every instance.
+//!
+//! The time to set up an instance's queues is reported to the role's metrics; with the
+//! participant's instantiate-and-start time it makes the measured start time the
+//! autoscaler plans with.
 
 use std::sync::Arc;
 
@@ -117,6 +122,7 @@ impl Pool {
     }
 
     async fn spawn(&mut self, initial: Vec<(String, Message)>) -> Result<(), TransportError> {
+        let began = std::time::Instant::now();
         let mut updates = self.spec.updates.clone();
         let component = updates.borrow_and_update().clone();
         let def = component.definition();
@@ -147,6 +153,7 @@ impl Pool {
             faults: self.spec.faults.clone(),
             metrics: Some(self.spec.metrics.clone()),
         };
+        self.spec.metrics.instance_setup(began.elapsed());
         let (phase, watcher) = watch::channel(self.phase);
         let task = tokio::spawn(participant::run(spec, watcher));
         self.instances.push(Instance { phase, task });

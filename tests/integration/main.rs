@@ -3,6 +3,7 @@
 // Test code: a failed expectation is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod actuators;
 mod brokers;
 mod cache;
 mod cli;
@@ -16,6 +17,7 @@ mod graphs;
 mod live;
 mod msgflo_interop;
 mod polyglot;
+mod pool_parameters;
 mod protocol;
 mod rabbit_restart;
 mod sandbox;

@@ -12,6 +12,7 @@ mod new;
 mod participant;
 mod register;
 mod run;
+mod scale;
 mod send;
 mod setup;
 mod simulate;

@@ -5,6 +5,10 @@
 //! participant loop, limits and fault handling of `run`. `ready ROLE` is printed on
 //! stdout once a role's first discovery is accepted by the broker (`msgflo-setup` takes
 //! a participant's first output as "started").
+//!
+//! `--autoscale CONFIG` scales the roles named in a guv configuration as `run` does
+//! (instance pools consuming the role's broker queues; `--policy`, `--decisions`,
+//! `--metrics` too).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +17,7 @@ use anyhow::{Context, bail};
 
 use super::EngineArgs;
 use super::broker::{BrokerArgs, client_id, spawn_discovery, stop_signal};
+use super::scale::ScaleArgs;
 use crate::component::{Resolver, components_dir};
 use crate::discovery::Participant;
 use crate::graph::{Graph, Process};
@@ -34,6 +39,8 @@ pub struct ParticipantArgs {
     /// rebuild Rust components of this workspace when their sources change).
     #[arg(long)]
     watch: bool,
+    #[command(flatten)]
+    scale: ScaleArgs,
 }
 
 /// The graph of unconnected processes the arguments describe.
@@ -63,6 +70,7 @@ fn graph(roles: &[String]) -> anyhow::Result<Graph> {
 
 pub(super) fn participant(engine: &EngineArgs, args: ParticipantArgs) -> anyhow::Result<()> {
     let graph = graph(&args.roles)?;
+    let scaling = args.scale.config()?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let resolver = Resolver::new(components_dir(), cwd);
     let loader = std::sync::Arc::new(engine.loader()?);
@@ -99,8 +107,14 @@ pub(super) fn participant(engine: &EngineArgs, args: ParticipantArgs) -> anyhow:
         } else {
             None
         };
+        let (stop_tasks, _) = tokio::sync::watch::channel(false);
+        let tasks = args.scale.start(scaling, &network, &stop_tasks).await?;
         stop_signal().await?;
         tracing::info!("stopping");
+        let _ = stop_tasks.send(true);
+        for task in tasks {
+            let _ = task.await;
+        }
         network.shutdown(args.grace).await;
         Ok(())
     })

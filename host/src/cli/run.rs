@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::EngineArgs;
 use super::broker::{AbortOnDrop, BrokerArgs, client_id, spawn_discovery};
 use super::coordinate;
-use super::simulate::PolicyName;
+use super::scale::ScaleArgs;
 use crate::component::Resolver;
 use crate::discovery::Participant;
 use crate::graph::{self, Format, Graph, ParseOptions};
@@ -18,9 +18,6 @@ use crate::live::{WatchOptions, watch_components};
 use crate::network::{Network, Source};
 use crate::protocol::{FbpRuntime, RuntimeInfo, ServerOptions, serve, serve_ui, spawn_runtime};
 use crate::runtime::parse_duration;
-use crate::scaling::autoscale::Autoscaler;
-use crate::scaling::config::ScalingConfig;
-use crate::scaling::policy::{DeadlinePolicy, GuvPolicy, Policy};
 use crate::transport::Transport;
 
 /// Arguments of `wasmflo run`.
@@ -57,20 +54,8 @@ pub struct RunArgs {
     /// one). Prints `ui http://HOST:PORT` on stdout.
     #[arg(long, value_name = "ADDR", requires = "runtime")]
     ui: Option<String>,
-    /// Scale each role named in this guv configuration (YAML or JSON) between its
-    /// minimum and maximum instances while the graph runs.
-    #[arg(long, value_name = "CONFIG")]
-    autoscale: Option<PathBuf>,
-    /// The policy `--autoscale` uses.
-    #[arg(long, value_enum, default_value_t = PolicyName::Deadline)]
-    policy: PolicyName,
-    /// Append each scaling decision as a JSON line to this file (default: stdout).
-    #[arg(long, value_name = "FILE", requires = "autoscale")]
-    decisions: Option<PathBuf>,
-    /// Serve Prometheus metrics on this address (`GET /metrics`; port 0 picks a free
-    /// one). Prints `metrics http://HOST:PORT/metrics` on stdout.
-    #[arg(long, value_name = "ADDR")]
-    metrics: Option<String>,
+    #[command(flatten)]
+    scale: ScaleArgs,
     #[command(flatten)]
     broker: BrokerArgs,
     /// With a broker: how long to wait for an external participant's discovery before
@@ -117,10 +102,7 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
             "a graph file is required (or --runtime ADDR to build one over the protocol)"
         ),
     };
-    let scaling = match &args.autoscale {
-        Some(path) => Some(load_scaling(path)?),
-        None => None,
-    };
+    let scaling = args.scale.config()?;
     if scaling.is_some() && loaded.is_none() {
         anyhow::bail!("--autoscale needs a graph file");
     }
@@ -224,40 +206,7 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
                 announced.extend(foreign);
                 _discovery = Some(spawn_discovery(&transport, announced, |_| {}));
             }
-            if let (Some(config), Some(path)) = (scaling, &args.autoscale) {
-                let policy: Box<dyn Policy + Send + Sync> = match args.policy {
-                    PolicyName::Deadline => Box::new(DeadlinePolicy),
-                    PolicyName::Guv => Box::new(GuvPolicy),
-                };
-                let sink: Box<dyn std::io::Write + Send> = match &args.decisions {
-                    Some(file) => Box::new(
-                        std::fs::OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(file)
-                            .with_context(|| format!("--decisions {}", file.display()))?,
-                    ),
-                    None => Box::new(std::io::stdout()),
-                };
-                let scaler = Autoscaler::new(config, policy, &started, sink)
-                    .with_context(|| path.display().to_string())?;
-                let stopped = stop_tasks.subscribe();
-                tasks.push(tokio::spawn(scaler.run(wait_stop(stopped))));
-            }
-            if let Some(addr) = &args.metrics {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("--metrics {addr}: cannot listen"))?;
-                println!("metrics http://{}/metrics", listener.local_addr()?);
-                std::io::Write::flush(&mut std::io::stdout())?;
-                let registry = started.metrics().clone();
-                let stopped = stop_tasks.subscribe();
-                tasks.push(tokio::spawn(crate::metrics::serve(
-                    listener,
-                    registry,
-                    wait_stop(stopped),
-                )));
-            }
+            tasks.extend(args.scale.start(scaling, &started, &stop_tasks).await?);
             network = Some(started);
         }
         let stop = async {
@@ -392,22 +341,6 @@ async fn unlist(
         drop(task);
         listing.clear(transport).await;
     }
-}
-
-/// Resolves once `stop` turns true (or its sender is gone).
-async fn wait_stop(mut stop: tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
-
-/// Reads a guv configuration for `--autoscale`, printing its notes.
-fn load_scaling(path: &Path) -> anyhow::Result<ScalingConfig> {
-    let file = path.display();
-    let text = std::fs::read_to_string(path).with_context(|| format!("{file}: cannot read"))?;
-    let config = ScalingConfig::parse(&text).with_context(|| file.to_string())?;
-    for note in &config.notes {
-        tracing::info!("{file}: {note}");
-    }
-    Ok(config)
 }
 
 /// A random UUID v4 string for `runtime:runtime`.

@@ -7,8 +7,21 @@
 //! line ([`DecisionRecord`]); a role that needs more instances than its maximum raises an
 //! alert: a warning in the log when it gets there, and the `wasmflo_role_at_max` metric.
 //!
-//! The instance start time the policy plans with is the configuration's `boot`: a pool
-//! instance is ready once its component is instantiated, microseconds to milliseconds.
+//! Besides its poll interval, the autoscaler wakes on backlog pressure: when a message
+//! starts while every instance of a pooled role is busy ([`RoleMetrics::pressure`]), it
+//! reads that role's backlog at once and, if the policy wants more instances, scales up
+//! then (at most once per [`PRESSURE_GAP`]; the signal is relayed by a thread of its own,
+//! see [`super::pressure`]). Such a decision only ever adds
+//! instances and is not remembered in the role's history or estimates, which stay paced
+//! by the poll interval; its record says `"trigger":"pressure"`. So a spike is met within
+//! about a millisecond whatever `pollinterval` is, where a poll-only autoscaler reacts a
+//! poll interval late on average.
+//!
+//! The instance start time the policy plans with is measured for pooled roles (the
+//! pool's queue set-up plus instantiate, `start` and parameter replay, smoothed; see
+//! [`RoleMetrics::start_time`]) and replaces the configuration's `boot` once an instance
+//! has started; `boot` stays in use for roles scaled by an external [`Actuator`], whose
+//! starts the host cannot see.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -17,11 +30,12 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::config::{RoleConfig, ScalingConfig};
+use super::actuator::Actuator;
+use super::config::{ActuatorConfig, RoleConfig, ScalingConfig};
 use super::policy::{History, Inputs, Policy, ProcessingStats, Sample};
+use super::pressure::PressureRelay;
 use crate::metrics::{RoleMetrics, TimeSums};
 use crate::network::Network;
-use crate::pool::PoolHandle;
 use crate::transport::{Transport, queue_name};
 
 /// Why an autoscaler cannot start.
@@ -67,6 +81,21 @@ pub struct DecisionRecord {
     pub wanted: u32,
     /// Whether the role needs more than its maximum.
     pub at_max: bool,
+    /// The instance start time planned with, seconds (measured, or the configured `boot`).
+    pub start_time: f64,
+    /// What woke the autoscaler: `poll` or `pressure` (every instance busy).
+    pub trigger: &'static str,
+}
+
+/// Least time between two pressure wake-ups: bounds the backlog reads a saturated role
+/// causes (on AMQP each is a round trip to the broker).
+pub const PRESSURE_GAP: Duration = Duration::from_millis(1);
+
+/// What woke the autoscaler for a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Poll,
+    Pressure,
 }
 
 /// Turns successive counter readings into an arrival rate and processing statistics.
@@ -121,13 +150,20 @@ impl Estimator {
         self.last = Some(now);
         (self.rate, self.processing)
     }
+
+    /// The estimates of the last reading, without taking a new one.
+    pub fn latest(&self) -> (Option<f64>, Option<ProcessingStats>) {
+        (self.rate, self.processing)
+    }
 }
 
 /// A role under the autoscaler.
 #[derive(Debug)]
 struct Scaled {
     config: RoleConfig,
-    pool: PoolHandle,
+    actuator: Actuator,
+    /// Instances of an external role last asked for (`None` before the first decision).
+    requested: Option<u32>,
     queues: Vec<String>,
     metrics: Arc<RoleMetrics>,
     history: History,
@@ -143,6 +179,8 @@ pub struct Autoscaler {
     transport: Arc<dyn Transport>,
     sink: Box<dyn Write + Send>,
     records: Option<tokio::sync::mpsc::UnboundedSender<DecisionRecord>>,
+    /// Whether backlog pressure wakes it (see the module docs); on by default.
+    pressure: bool,
 }
 
 impl std::fmt::Debug for Autoscaler {
@@ -171,7 +209,8 @@ impl Autoscaler {
         }
         let mut roles = Vec::new();
         for role in &config.roles {
-            let (Some(info), Some(pool)) = (network.process(&role.name), network.pool(&role.name))
+            let info = network.process(&role.name);
+            let Some(actuator) = Actuator::for_config(&role.actuator, network.pool(&role.name))
             else {
                 let known = network
                     .processes()
@@ -184,20 +223,22 @@ impl Autoscaler {
                     known,
                 });
             };
-            let queues = if role.queue == role.name {
-                info.component
-                    .definition
-                    .inports
-                    .iter()
-                    .filter(|p| !p.parameter)
-                    .map(|p| queue_name(&role.name, &p.id))
-                    .collect()
-            } else {
-                vec![role.queue.clone()]
+            let queues = match info {
+                Some(info) if role.queue == role.name && role.actuator == ActuatorConfig::Pool => {
+                    info.component
+                        .definition
+                        .inports
+                        .iter()
+                        .filter(|p| !p.parameter)
+                        .map(|p| queue_name(&role.name, &p.id))
+                        .collect()
+                }
+                _ => vec![role.queue.clone()],
             };
             roles.push(Scaled {
                 config: role.clone(),
-                pool,
+                actuator,
+                requested: None,
                 queues,
                 metrics: network.metrics().role(&role.name),
                 history: History::for_config(&config),
@@ -212,6 +253,7 @@ impl Autoscaler {
             transport,
             sink,
             records: None,
+            pressure: true,
         })
     }
 
@@ -221,40 +263,75 @@ impl Autoscaler {
         self
     }
 
-    /// Decides every poll interval until `stop` resolves.
+    /// Decides only every poll interval, not on backlog pressure (the benchmark's baseline).
+    pub fn poll_only(mut self) -> Self {
+        self.pressure = false;
+        self
+    }
+
+    /// Decides every poll interval, and on backlog pressure, until `stop` resolves.
     pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
         let began = Instant::now();
         for role in &self.roles {
-            let n = role.pool.instances().await;
+            let Actuator::Pool(pool) = &role.actuator else {
+                continue;
+            };
+            let n = pool.instances().await;
             let clamped = n.clamp(role.config.minimum.max(1), role.config.maximum.max(1));
             if clamped != n
-                && let Err(e) = role.pool.resize(clamped).await
+                && let Err(e) = pool.resize(clamped).await
             {
                 tracing::error!(role = %role.config.name, "cannot resize: {e}");
             }
         }
+        let watched: Vec<(usize, Arc<RoleMetrics>)> = self
+            .roles
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| self.pressure && r.actuator.is_pool())
+            .map(|(i, r)| (i, r.metrics.clone()))
+            .collect();
+        for (_, m) in &watched {
+            m.watch_pressure(true);
+        }
+        let mut relay = PressureRelay::start(watched.clone(), PRESSURE_GAP);
         let poll = self.config.poll_interval.max(Duration::from_micros(100));
         let mut ticks = tokio::time::interval(poll);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {
             tokio::select! {
+                biased;
                 () = &mut stop => break,
                 _ = ticks.tick() => {
                     let now = began.elapsed();
                     for i in 0..self.roles.len() {
-                        self.decide(i, now).await;
+                        self.decide(i, now, Trigger::Poll).await;
                     }
+                }
+                i = relay.next() => {
+                    self.decide(i, began.elapsed(), Trigger::Pressure).await;
                 }
             }
         }
+        drop(relay);
+        for (_, m) in &watched {
+            m.watch_pressure(false);
+        }
     }
 
-    async fn decide(&mut self, index: usize, now: Duration) {
+    async fn decide(&mut self, index: usize, now: Duration, trigger: Trigger) {
         let Some(reader) = self.transport.backlog_reader() else {
             return;
         };
         let role = &mut self.roles[index];
+        let from = match &role.actuator {
+            Actuator::Pool(pool) => pool.instances().await,
+            _ => role.requested.unwrap_or(role.config.minimum),
+        };
+        if trigger == Trigger::Pressure && from >= role.config.maximum {
+            return;
+        }
         let mut waiting = 0u64;
         for queue in &role.queues {
             match reader.waiting(queue).await {
@@ -268,13 +345,20 @@ impl Autoscaler {
         let in_flight = role.metrics.in_flight();
         let backlog = waiting + in_flight;
         role.metrics.set_backlog(backlog);
-        let (rate, processing) = role.estimator.observe(Reading {
-            at: now.as_secs_f64(),
-            backlog,
-            completed: role.metrics.processed() + role.metrics.failed(),
-            times: role.metrics.time_sums(),
-        });
-        let from = role.pool.instances().await;
+        let (rate, processing) = match trigger {
+            Trigger::Poll => role.estimator.observe(Reading {
+                at: now.as_secs_f64(),
+                backlog,
+                completed: role.metrics.processed() + role.metrics.failed(),
+                times: role.metrics.time_sums(),
+            }),
+            Trigger::Pressure => role.estimator.latest(),
+        };
+        let start_time = if role.actuator.is_pool() {
+            role.metrics.start_time()
+        } else {
+            None
+        };
         let decision = {
             let mut inputs = Inputs::new(&self.config, &role.config, &role.history);
             inputs.now = now;
@@ -282,20 +366,35 @@ impl Autoscaler {
             inputs.arrival_rate = rate;
             inputs.processing = processing;
             inputs.current = Some(from);
+            inputs.start_time = start_time;
             self.policy.decide(&inputs)
         };
-        role.history.record(Sample {
-            at: now,
-            estimate: decision.estimate,
-            arrival_rate: rate.unwrap_or(0.0),
-        });
+        let wanted = match (trigger, decision.instances) {
+            (Trigger::Poll, n) => n,
+            (Trigger::Pressure, Some(n)) if n > from => Some(n),
+            // Pressure only adds instances; the next poll decides the rest.
+            (Trigger::Pressure, _) => return,
+        };
+        if trigger == Trigger::Poll {
+            role.history.record(Sample {
+                at: now,
+                estimate: decision.estimate,
+                arrival_rate: rate.unwrap_or(0.0),
+            });
+        }
         let mut to = from;
-        if let Some(n) = decision.instances
-            && n != from
+        // An external role is told its count at the first decision, changed or not.
+        if let Some(n) = wanted
+            && (n != from || (!role.actuator.is_pool() && role.requested.is_none()))
         {
-            match role.pool.resize(n).await {
-                Ok(now_running) => to = now_running,
-                Err(e) => tracing::error!(role = %role.config.name, "cannot resize to {n}: {e}"),
+            match role.actuator.scale(&role.config.name, n).await {
+                Ok(now_running) => {
+                    to = now_running;
+                    if !role.actuator.is_pool() {
+                        role.requested = Some(now_running);
+                    }
+                }
+                Err(e) => tracing::error!(role = %role.config.name, "cannot scale to {n}: {e}"),
             }
         }
         let saturated = decision.saturated(&role.config);
@@ -329,6 +428,11 @@ impl Autoscaler {
             to,
             wanted: decision.wanted,
             at_max: saturated,
+            start_time: start_time.unwrap_or(role.config.boot).as_secs_f64(),
+            trigger: match trigger {
+                Trigger::Poll => "poll",
+                Trigger::Pressure => "pressure",
+            },
         };
         if let Ok(line) = serde_json::to_string(&record)
             && let Err(e) = writeln!(self.sink, "{line}").and_then(|()| self.sink.flush())

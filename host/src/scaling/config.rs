@@ -15,6 +15,9 @@
 //!   plans with when the host has not measured one;
 //! - `pollinterval` and `history` are read from `'*'` only (as guv does); written on another
 //!   role they are reported as unused;
+//! - `command` and `http` (ours) scale external workers instead of the host's instance
+//!   pool: `command` is run by `sh -c` with `{role}` and `{count}` replaced, `http` is an
+//!   `http://` URL POSTed `{"role": .., "instances": ..}` (see [`super::actuator`]);
 //! - a deadline that leaves no time for processing (guv's "Target … is lower than processing
 //!   time") is kept, as guv does ("do our best"), and reported as
 //!   [`ConfigNote::TargetBelowProcessing`]; [`ScalingConfig::check`] turns notes of that kind
@@ -78,6 +81,20 @@ pub struct RoleConfig {
     pub boot: Duration,
     /// Queue the role reads (`queue`, `q`; default the role name).
     pub queue: String,
+    /// What carries out the decisions (`command`, `http`; default the host's pool).
+    pub actuator: ActuatorConfig,
+}
+
+/// What carries out a role's scaling decisions.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ActuatorConfig {
+    /// The host's instance pool of the graph process of the same name.
+    #[default]
+    Pool,
+    /// A command run by `sh -c`, `{role}` and `{count}` replaced (`command`).
+    Command(String),
+    /// An `http://` endpoint POSTed `{"role": .., "instances": ..}` (`http`).
+    Http(url::Url),
 }
 
 impl RoleConfig {
@@ -95,6 +112,7 @@ impl RoleConfig {
             maximum: 5,
             boot: Duration::from_secs(30),
             queue: name.to_owned(),
+            actuator: ActuatorConfig::Pool,
         };
         role.target = secs(role.computed_target().0);
         role
@@ -214,6 +232,16 @@ pub enum ConfigError {
         /// The maximum.
         maximum: u32,
     },
+    /// Two keys that exclude each other on one role.
+    #[error("role '{role}': keys '{key}' and '{other}' exclude each other")]
+    Exclusive {
+        /// The role.
+        role: String,
+        /// The later key.
+        key: String,
+        /// The earlier key.
+        other: String,
+    },
     /// A problem guv tolerates but `guv-validate` reports (see [`ScalingConfig::check`]).
     #[error("{0}")]
     Rejected(ConfigNote),
@@ -232,6 +260,8 @@ enum Key {
     Maximum,
     Boot,
     Queue,
+    Command,
+    Http,
     PollInterval,
     History,
     Unused,
@@ -249,6 +279,8 @@ fn key_of(name: &str) -> Option<(Key, &str)> {
         "maximum" | "max" => (Key::Maximum, "maximum"),
         "boot" => (Key::Boot, "boot"),
         "queue" | "q" => (Key::Queue, "queue"),
+        "command" => (Key::Command, "command"),
+        "http" => (Key::Http, "http"),
         "pollinterval" => (Key::PollInterval, "pollinterval"),
         "history" => (Key::History, "history"),
         "worker" | "w" => (Key::Unused, "worker"),
@@ -451,6 +483,23 @@ fn text(role: &str, key: &str, value: &Yaml) -> Result<String, ConfigError> {
     }
 }
 
+/// A `command` template or an `http` URL.
+fn actuator(role: &str, key: Key, long: &str, value: &Yaml) -> Result<ActuatorConfig, ConfigError> {
+    let written = text(role, long, value)?;
+    if key == Key::Command {
+        if written.trim().is_empty() {
+            return Err(invalid(role, long, "a command line"));
+        }
+        return Ok(ActuatorConfig::Command(written));
+    }
+    match url::Url::parse(&written) {
+        Ok(url) if url.scheme() == "http" && url.host_str().is_some() => {
+            Ok(ActuatorConfig::Http(url))
+        }
+        _ => Err(invalid(role, long, "an http:// URL")),
+    }
+}
+
 /// Applies `settings` (written on `written_on`) to `role`. `from_defaults` marks keys copied
 /// from `'*'`, which are checked (and noted) once, on `'*'` itself.
 fn apply(
@@ -466,6 +515,7 @@ fn apply(
     } else {
         written_on
     };
+    let mut actuator_key: Option<&str> = None;
     for (name, value) in settings {
         let Some((key, long)) = key_of(name) else {
             return Err(ConfigError::UnknownKey {
@@ -489,6 +539,16 @@ fn apply(
             Key::Maximum => role.maximum = count(at, long, value, 1)?,
             Key::Boot => role.boot = seconds(at, long, value, true)?,
             Key::Queue => role.queue = text(at, long, value)?,
+            Key::Command | Key::Http => {
+                if let Some(other) = actuator_key.replace(long) {
+                    return Err(ConfigError::Exclusive {
+                        role: at.to_owned(),
+                        key: long.to_owned(),
+                        other: other.to_owned(),
+                    });
+                }
+                role.actuator = actuator(at, key, long, value)?;
+            }
             Key::PollInterval | Key::History => {
                 let d = seconds(at, long, value, false)?;
                 if at == DEFAULTS_ROLE {

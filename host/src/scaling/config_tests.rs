@@ -248,3 +248,50 @@ fn timing_keys_on_a_role_are_unused() {
         }]
     );
 }
+
+#[test]
+fn actuators_for_external_workers() {
+    let config = parse(
+        "'*': {command: 'scale.sh {role} {count}'}\n\
+         a: {}\n\
+         b: {http: 'http://127.0.0.1:8080/scale'}\n\
+         c: {q: jobs}\n",
+    );
+    let actuator = |name: &str| config.role(name).map(|r| r.actuator.clone());
+    assert_eq!(
+        actuator("a"),
+        Some(ActuatorConfig::Command("scale.sh {role} {count}".into()))
+    );
+    assert!(
+        matches!(actuator("b"), Some(ActuatorConfig::Http(url)) if url.path() == "/scale"),
+        "the role's own key wins over '*'"
+    );
+    assert!(matches!(actuator("c"), Some(ActuatorConfig::Command(_))));
+    assert_eq!(
+        parse("a: {}").role("a").map(|r| r.actuator.clone()),
+        Some(ActuatorConfig::Pool)
+    );
+    for (text, message) in [
+        (
+            "a: {command: x, http: 'http://h/'}",
+            "role 'a': keys 'http' and 'command' exclude each other",
+        ),
+        (
+            "a: {http: 'https://h/'}",
+            "role 'a': key 'http' must be an http:// URL",
+        ),
+        (
+            "a: {http: 'not a url'}",
+            "role 'a': key 'http' must be an http:// URL",
+        ),
+        (
+            "a: {command: ' '}",
+            "role 'a': key 'command' must be a command line",
+        ),
+    ] {
+        match ScalingConfig::parse(text) {
+            Err(err) => assert_eq!(err.to_string(), message, "for {text}"),
+            Ok(config) => panic!("{text} parsed as {config:?}"),
+        }
+    }
+}
