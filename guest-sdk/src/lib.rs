@@ -48,14 +48,14 @@
 
 extern crate self as wasmflo_guest;
 
+#[cfg(feature = "device")]
+mod arena;
 mod context;
 mod definition;
 mod glue;
 mod message;
 mod nack;
 mod participant;
-#[cfg(feature = "device")]
-mod arena;
 
 /// The device profile's allocator: a free list over the memory the guest has, never
 /// growing it (feature `device`).
