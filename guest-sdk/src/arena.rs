@@ -39,13 +39,12 @@ impl Arena {
         }
     }
 
-    /// The free list, created over `[__heap_base, end of memory)` on first use.
-    ///
-    /// SAFETY: single-threaded; the caller must not hold another reference to the heap.
-    unsafe fn heap(&self) -> &mut Heap {
-        // SAFETY: see above.
+    /// Runs `f` on the free list, created over `[__heap_base, end of memory)` on first use.
+    fn with_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R {
+        // SAFETY: single-threaded, and `f` (an allocator call, which does not allocate
+        // through the global allocator) holds the only reference while it runs.
         let slot = unsafe { &mut *self.heap.get() };
-        slot.get_or_insert_with(|| {
+        let heap = slot.get_or_insert_with(|| {
             let (start, end) = region();
             let mut heap = Heap::empty();
             if end > start {
@@ -54,7 +53,8 @@ impl Arena {
                 unsafe { heap.init(start as *mut u8, end - start) };
             }
             heap
-        })
+        });
+        f(heap)
     }
 }
 
@@ -83,16 +83,14 @@ fn region() -> (usize, usize) {
 // well-aligned blocks from a region it owns.
 unsafe impl GlobalAlloc for Arena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: single-threaded, and no reference to the heap outlives this call.
-        let heap = unsafe { self.heap() };
-        heap.allocate_first_fit(layout)
+        self.with_heap(|heap| heap.allocate_first_fit(layout))
             .map_or(core::ptr::null_mut(), NonNull::as_ptr)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if let Some(ptr) = NonNull::new(ptr) {
             // SAFETY: `ptr` came from `alloc` with `layout` (GlobalAlloc's contract).
-            unsafe { self.heap().deallocate(ptr, layout) };
+            self.with_heap(|heap| unsafe { heap.deallocate(ptr, layout) });
         }
     }
 }

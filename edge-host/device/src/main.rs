@@ -6,8 +6,10 @@
 //! Output lines (payloads and reasons in hex, so any bytes survive):
 //! - `call N ok` or `call N fault KIND HEX(detail)`, one per input line;
 //! - `send N OUTPORT HEX(payload)` for each message call `N` sent;
-//! - `loaded HEAP`, `instantiated HEAP`, `started HEAP`: heap bytes in use after each step;
-//! - `memory BYTES` (the guest's linear memory), `heap-peak BYTES`, `stack-peak BYTES`;
+//! - `loaded HEAP`, `instantiated HEAP`, `started HEAP`: heap bytes in use after each step,
+//!   and `peak-loaded`, `peak-started`: the heap high-water mark so far;
+//! - `memory BYTES` (the guest's linear memory), `end HEAP` (in use after the inputs),
+//!   `heap-peak BYTES`, `stack-peak BYTES`;
 //! - `done`.
 //!
 //! `unsafe` is confined to what a bare-metal program cannot avoid: the allocator, MMIO
@@ -183,7 +185,11 @@ fn main() -> ! {
     };
     let _ = writeln!(uart, "component {}", component.definition().component);
     let _ = writeln!(uart, "loaded {}", ALLOCATOR.now.load(Ordering::Relaxed));
-    let _ = writeln!(uart, "peak-loaded {}", ALLOCATOR.peak.load(Ordering::Relaxed));
+    let _ = writeln!(
+        uart,
+        "peak-loaded {}",
+        ALLOCATOR.peak.load(Ordering::Relaxed)
+    );
     let limits = Limits::device();
     let mut instance = match component.instantiate(&limits) {
         Ok(i) => i,
@@ -199,7 +205,11 @@ fn main() -> ! {
     );
     let started = instance.start();
     let _ = writeln!(uart, "started {}", ALLOCATOR.now.load(Ordering::Relaxed));
-    let _ = writeln!(uart, "peak-started {}", ALLOCATOR.peak.load(Ordering::Relaxed));
+    let _ = writeln!(
+        uart,
+        "peak-started {}",
+        ALLOCATOR.peak.load(Ordering::Relaxed)
+    );
     if let Err(f) = started.result {
         let _ = writeln!(uart, "start-error {f}");
         exit(4)
