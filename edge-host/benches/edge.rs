@@ -215,7 +215,7 @@ fn device_figures(quick: bool) {
         ]
     };
     println!(
-        "device image (riscv32imac, qemu virt, 512 KiB RAM; components built with an 8 KiB guest stack):"
+        "device image (riscv32imac, qemu virt, 512 KiB RAM; components built with the device profile: 8 KiB guest stack, one fixed 64 KiB page):"
     );
     println!(
         "  {:<22} {:>10} {:>10} {:>10} {:>12} {:>12} {:>11} {:>11}",
@@ -258,10 +258,11 @@ fn device_figures(quick: bool) {
     if let Some((sections, figures, file, ram, flash)) = format_sections {
         let stat = |key: &str| figures.get(key).copied().unwrap_or(0);
         println!(
-            "  formatter: heap after load {}, after instantiate {}, after start {}",
+            "  formatter: heap after load {}, after instantiate {}, after start {}, after the inputs {} (lazily translated code)",
             kib(stat("loaded")),
             kib(stat("instantiated")),
-            kib(stat("started"))
+            kib(stat("started")),
+            kib(stat("end"))
         );
         println!(
             "  formatter: peak RAM {} (target 128 KiB: {:.1}x); flash {} = .text {} + .rodata {} (incl. the {} component) (target 1 MiB: {:.2}x)",

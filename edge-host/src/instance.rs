@@ -31,12 +31,33 @@ impl Default for Engine {
     }
 }
 
+/// When wasmi translates a guest function into its own bytecode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Translation {
+    /// On its first call (wasmi's default): loading is fast, but wasmi keeps a copy of
+    /// every function body until it is translated, and functions never called (most of
+    /// a guest's code) are never translated.
+    #[default]
+    Lazy,
+    /// All functions at load time: nothing of the original bytes is kept.
+    Eager,
+}
+
 impl Engine {
-    /// An engine with the edge host's configuration.
+    /// An engine with the edge host's configuration (lazy translation).
     pub fn new() -> Self {
+        Self::with_translation(Translation::Lazy)
+    }
+
+    /// An engine translating guest code as `translation` says.
+    pub fn with_translation(translation: Translation) -> Self {
         let mut config = wasmi::Config::default();
         config.consume_fuel(true);
         config.wasm_custom_page_sizes(true);
+        config.compilation_mode(match translation {
+            Translation::Lazy => wasmi::CompilationMode::LazyTranslation,
+            Translation::Eager => wasmi::CompilationMode::Eager,
+        });
         Engine {
             inner: wasmi::Engine::new(&config),
         }

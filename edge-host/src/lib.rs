@@ -87,7 +87,7 @@ mod unpack;
 pub use definition::{Definition, PortDef};
 pub use error::{LoadError, WORLD};
 pub use fault::{Fault, FaultKind};
-pub use instance::{Component, Engine, Instance};
+pub use instance::{Component, Engine, Instance, Translation};
 pub use limits::Limits;
 pub use message::{CallOutcome, LogLevel, Message, TimerCommand};
 pub use participant::Participant;

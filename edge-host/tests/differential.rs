@@ -163,8 +163,19 @@ fn inputs(seed: u64) -> Vec<Call> {
 
 #[test]
 fn ten_thousand_inputs_give_identical_results_on_both_hosts() {
+    ten_thousand_inputs(&component("temperature/Format"));
+}
+
+/// The device profile's build (one fixed 64 KiB page, the non-growing allocator): the
+/// same file on both hosts, and the same results as the default build gives.
+#[test]
+fn the_device_build_gives_identical_results_on_both_hosts() {
+    ten_thousand_inputs(&common::device::device_component("temperature/Format"));
+}
+
+fn ten_thousand_inputs(path: &std::path::Path) {
     let calls = inputs(0x5eed_f00d_cafe_d00d);
-    let path = component("temperature/Format");
+    let path = path.to_path_buf();
     let expected = run_server(&path, &calls);
     let got = run_edge(&edge_component(&path), &calls, &Limits::default());
     assert_eq!(got.len(), expected.len());

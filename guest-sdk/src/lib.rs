@@ -34,6 +34,10 @@
 //! `[package.metadata.wasmflo] component = "ns/Name"`. A participant that needs WASI (std's
 //! files, environment, clock, sockets) adds `target = "wasm32-wasip2"` there.
 //!
+//! Feature `device` (the device profile, see `wasmflo_guest_build::BuildOptions::device`):
+//! the global allocator is a first-fit free list over the linear memory the guest starts
+//! with, which it never grows (module `arena`).
+//!
 //! Modules:
 //! - `participant`: the [`Participant`] trait.
 //! - `context`: [`Context`] — send, log, timers; a recording mode for native tests.
@@ -44,12 +48,20 @@
 
 extern crate self as wasmflo_guest;
 
+#[cfg(feature = "device")]
+mod arena;
 mod context;
 mod definition;
 mod glue;
 mod message;
 mod nack;
 mod participant;
+
+/// The device profile's allocator: a free list over the memory the guest has, never
+/// growing it (feature `device`).
+#[cfg(all(feature = "device", target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena::new();
 
 pub use context::{Context, Effect, LogLevel, SendError};
 pub use definition::{Definition, Port};

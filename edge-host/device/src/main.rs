@@ -6,8 +6,10 @@
 //! Output lines (payloads and reasons in hex, so any bytes survive):
 //! - `call N ok` or `call N fault KIND HEX(detail)`, one per input line;
 //! - `send N OUTPORT HEX(payload)` for each message call `N` sent;
-//! - `loaded HEAP`, `instantiated HEAP`, `started HEAP`: heap bytes in use after each step;
-//! - `memory BYTES` (the guest's linear memory), `heap-peak BYTES`, `stack-peak BYTES`;
+//! - `loaded HEAP`, `instantiated HEAP`, `started HEAP`: heap bytes in use after each step,
+//!   and `peak-loaded`, `peak-started`: the heap high-water mark so far;
+//! - `memory BYTES` (the guest's linear memory), `end HEAP` (in use after the inputs),
+//!   `heap-peak BYTES`, `stack-peak BYTES`;
 //! - `done`.
 //!
 //! `unsafe` is confined to what a bare-metal program cannot avoid: the allocator, MMIO
@@ -21,10 +23,12 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use wasmflo_edge::{Component, Engine, Limits, Message};
+use wasmflo_edge::{Component, Engine, Limits, Message, Translation};
 
 /// The component, in flash as on the chip.
 static COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/component.wasm"));
+/// Lazy: measured, eager translation needs 289 KiB after loading the formatter instead of 145 KiB.
+const TRANSLATION: Translation = Translation::Lazy;
 /// One call per line: `PORT PAYLOAD`, where `PAYLOAD` is text or `hex:...` bytes.
 static INPUTS: &str = include_str!("../inputs.txt");
 
@@ -172,7 +176,7 @@ fn main() -> ! {
     paint_stack();
     let mut uart = Uart;
     let _ = writeln!(uart, "boot component {} bytes", COMPONENT.len());
-    let component = match Component::new(&Engine::new(), COMPONENT) {
+    let component = match Component::new(&Engine::with_translation(TRANSLATION), COMPONENT) {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(uart, "load-error {e}");
@@ -181,6 +185,11 @@ fn main() -> ! {
     };
     let _ = writeln!(uart, "component {}", component.definition().component);
     let _ = writeln!(uart, "loaded {}", ALLOCATOR.now.load(Ordering::Relaxed));
+    let _ = writeln!(
+        uart,
+        "peak-loaded {}",
+        ALLOCATOR.peak.load(Ordering::Relaxed)
+    );
     let limits = Limits::device();
     let mut instance = match component.instantiate(&limits) {
         Ok(i) => i,
@@ -196,17 +205,26 @@ fn main() -> ! {
     );
     let started = instance.start();
     let _ = writeln!(uart, "started {}", ALLOCATOR.now.load(Ordering::Relaxed));
+    let _ = writeln!(
+        uart,
+        "peak-started {}",
+        ALLOCATOR.peak.load(Ordering::Relaxed)
+    );
     if let Err(f) = started.result {
         let _ = writeln!(uart, "start-error {f}");
         exit(4)
     }
+    let mut instance = Some(instance);
     for (n, line) in INPUTS.lines().enumerate() {
         let (port, payload) = line.split_once(' ').unwrap_or((line, ""));
         let data = match payload.strip_prefix("hex:") {
             Some(hex) => unhex(hex).unwrap_or_default(),
             None => payload.as_bytes().to_vec(),
         };
-        let outcome = instance.process(port, &Message::json_text(data));
+        let Some(live) = instance.as_mut() else {
+            exit(5)
+        };
+        let outcome = live.process(port, &Message::json_text(data));
         match &outcome.result {
             Ok(()) => {
                 let _ = writeln!(uart, "call {n} ok");
@@ -224,14 +242,19 @@ fn main() -> ! {
             let _ = writeln!(uart, "send {n} {port} {}", Hex(&msg.data));
         }
         if outcome.result.is_err_and(|f| f.kind.poisons_instance()) {
-            instance = match component.instantiate(&limits) {
+            // The old instance goes first: its memory and the new one's never coexist.
+            drop(instance.take());
+            let mut fresh = match component.instantiate(&limits) {
                 Ok(i) => i,
                 Err(_) => exit(5),
             };
-            let _ = instance.start();
+            let _ = fresh.start();
+            instance = Some(fresh);
         }
     }
-    let _ = writeln!(uart, "memory {}", instance.memory_size());
+    let memory = instance.as_ref().map_or(0, |i| i.memory_size());
+    let _ = writeln!(uart, "memory {memory}");
+    let _ = writeln!(uart, "end {}", ALLOCATOR.now.load(Ordering::Relaxed));
     let _ = writeln!(uart, "heap-peak {}", ALLOCATOR.peak.load(Ordering::Relaxed));
     let _ = writeln!(uart, "stack-peak {}", stack_peak());
     let _ = writeln!(uart, "done");

@@ -9,10 +9,6 @@ use std::process::Command;
 
 pub const TARGET: &str = "riscv32imac-unknown-none-elf";
 pub const QEMU: &str = "qemu-system-riscv32";
-/// Guest stack for the device build of a component: the SDK's default 64 KiB would make
-/// the formatter's linear memory three 64 KiB pages; 8 KiB keeps it at two.
-pub const DEVICE_STACK: u32 = 8 * 1024;
-
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -50,13 +46,13 @@ pub fn available(what: &str) -> bool {
 }
 
 /// `component` (e.g. `temperature/Format`) built from `components/rust` with the device
-/// stack size, in its own target dir so the host's guest builds are not invalidated.
+/// profile (8 KiB stack, one fixed 64 KiB page, the SDK's non-growing allocator), in its own target dir so the host's guest builds are not invalidated.
 pub fn device_component(component: &str) -> PathBuf {
     let target = target_dir();
     let out = target.join("edge-device-components");
     let opts = wasmflo_guest_build::BuildOptions::new(root(), &out)
         .target_dir(target.join("edge-device"))
-        .stack_size(DEVICE_STACK)
+        .device()
         .search(root().join("components/rust"));
     wasmflo_guest_build::build_components(&opts).expect("build the device components");
     wasmflo_guest_build::component_path(&out, component)

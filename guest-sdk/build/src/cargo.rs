@@ -144,11 +144,34 @@ pub(crate) fn ensure_target(workspace_root: &Path, target: GuestTarget) -> Resul
     }
 }
 
+/// How guests are compiled and linked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Flags<'a> {
+    /// `-z stack-size`, in bytes.
+    pub stack_size: u32,
+    /// A fixed linear memory size in bytes (initial = maximum), or the linker's default.
+    pub memory: Option<u32>,
+    /// Cargo features to enable (`package/feature`).
+    pub features: &'a [&'a str],
+}
+
+impl Flags<'_> {
+    /// The rustflags, as `CARGO_ENCODED_RUSTFLAGS` (separated by 0x1f).
+    fn encoded_rustflags(&self) -> String {
+        let mut flags = vec![format!("-Clink-arg=-zstack-size={}", self.stack_size)];
+        if let Some(bytes) = self.memory {
+            flags.push(format!("-Clink-arg=--initial-memory={bytes}"));
+            flags.push(format!("-Clink-arg=--max-memory={bytes}"));
+        }
+        flags.join("\x1f")
+    }
+}
+
 /// Builds all `guests` for `target` in one `cargo build`; cargo's progress goes to stderr.
 pub(crate) fn build(
     workspace_root: &Path,
     wasm_target_dir: &Path,
-    stack_size: u32,
+    flags: &Flags<'_>,
     target: GuestTarget,
     guests: &[&GuestCrate],
 ) -> Result<(), BuildError> {
@@ -161,11 +184,11 @@ pub(crate) fn build(
     for guest in guests {
         cmd.args(["-p", &guest.crate_name]);
     }
+    if !flags.features.is_empty() {
+        cmd.arg("--features").arg(flags.features.join(","));
+    }
     // Only target artifacts see these flags; build scripts and proc macros do not.
-    cmd.env(
-        "CARGO_ENCODED_RUSTFLAGS",
-        format!("-Clink-arg=-zstack-size={stack_size}"),
-    );
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.encoded_rustflags());
     let crates = || guests.iter().map(|g| g.crate_name.clone()).collect();
     let status = cmd.status().map_err(|source| BuildError::Spawn {
         program: cargo_program().to_string_lossy().into_owned(),
@@ -193,6 +216,25 @@ pub(crate) fn artifact_path(wasm_target_dir: &Path, guest: &GuestCrate) -> PathB
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_flags_fix_the_memory() {
+        let plain = Flags {
+            stack_size: 65536,
+            memory: None,
+            features: &[],
+        };
+        assert_eq!(plain.encoded_rustflags(), "-Clink-arg=-zstack-size=65536");
+        let device = Flags {
+            stack_size: 8192,
+            memory: Some(65536),
+            features: &["wasmflo-guest/device"],
+        };
+        assert_eq!(
+            device.encoded_rustflags(),
+            "-Clink-arg=-zstack-size=8192\x1f-Clink-arg=--initial-memory=65536\x1f-Clink-arg=--max-memory=65536"
+        );
+    }
 
     #[test]
     fn removes_build_script_variables() {

@@ -46,6 +46,15 @@ pub use error::BuildError;
 /// recursion limit is 128) comfortable while letting a small guest fit in two pages.
 pub const DEFAULT_STACK_SIZE: u32 = 64 * 1024;
 
+/// The device profile's guest stack, in bytes: enough for the example participants'
+/// JSON (the differential tests run 10,000 generated inputs through it).
+pub const DEVICE_STACK_SIZE: u32 = 8 * 1024;
+
+/// The device profile's linear memory, in bytes: one 64 KiB page, fixed (initial and
+/// maximum). Custom page sizes would allow less, but rustc's wasm32 targets do not emit
+/// them yet.
+pub const DEVICE_MEMORY: u32 = 64 * 1024;
+
 /// What to build and where to put it.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -54,6 +63,7 @@ pub struct BuildOptions {
     out_dir: PathBuf,
     target_dir: PathBuf,
     stack_size: u32,
+    device: bool,
     rerun_if_changed: bool,
 }
 
@@ -68,6 +78,7 @@ impl BuildOptions {
             search_dirs: Vec::new(),
             out_dir: out_dir.into(),
             stack_size: DEFAULT_STACK_SIZE,
+            device: false,
             rerun_if_changed: false,
         }
     }
@@ -90,6 +101,19 @@ impl BuildOptions {
     #[must_use]
     pub fn stack_size(mut self, bytes: u32) -> Self {
         self.stack_size = bytes;
+        self
+    }
+
+    /// The device profile for small targets: a [`DEVICE_STACK_SIZE`] stack, a linear
+    /// memory fixed at [`DEVICE_MEMORY`] (its maximum is its initial size, so it never
+    /// grows and a host never copies it), and the guest SDK's feature `device`, whose
+    /// allocator works inside that memory. The result is an ordinary component: the
+    /// server host runs the same file. Use a target dir of its own
+    /// ([`BuildOptions::target_dir`]), or the default builds are rebuilt each time.
+    #[must_use]
+    pub fn device(mut self) -> Self {
+        self.stack_size = DEVICE_STACK_SIZE;
+        self.device = true;
         self
     }
 
@@ -156,7 +180,15 @@ pub fn build_components(opts: &BuildOptions) -> Result<Vec<BuiltComponent>, Buil
         cargo::build(
             &opts.workspace_root,
             &wasm_target_dir,
-            opts.stack_size,
+            &cargo::Flags {
+                stack_size: opts.stack_size,
+                memory: opts.device.then_some(DEVICE_MEMORY),
+                features: if opts.device {
+                    &["wasmflo-guest/device"]
+                } else {
+                    &[]
+                },
+            },
             target,
             &group,
         )?;

@@ -1,0 +1,96 @@
+//! The device profile's allocator (feature `device`): a first-fit free list over the
+//! linear memory the guest already has, from the linker's `__heap_base` to the end of
+//! memory. It never calls `memory.grow`, so with the device build's fixed memory size
+//! (`wasmflo_guest_build::BuildOptions::device`) the memory neither grows nor is copied
+//! by the host; an allocation that does not fit fails (the guest traps, as on any host).
+//!
+//! wasm32 guests are single-threaded (no shared memory, no threads), which is what makes
+//! the unsynchronised cell sound here.
+#![allow(unsafe_code)]
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+
+use linked_list_allocator::Heap;
+
+/// Bytes of one WebAssembly page (the device build uses the default page size).
+const PAGE: usize = 64 * 1024;
+
+/// The free list, set up on the first allocation.
+pub struct Arena {
+    heap: UnsafeCell<Option<Heap>>,
+}
+
+impl core::fmt::Debug for Arena {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Arena")
+    }
+}
+
+// SAFETY: a wasm32 guest instance runs one thread; nothing else touches the cell.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    /// An arena not yet set up.
+    pub const fn new() -> Self {
+        Arena {
+            heap: UnsafeCell::new(None),
+        }
+    }
+
+    /// Runs `f` on the free list, created over `[__heap_base, end of memory)` on first use.
+    fn with_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R {
+        // SAFETY: single-threaded, and `f` (an allocator call, which does not allocate
+        // through the global allocator) holds the only reference while it runs.
+        let slot = unsafe { &mut *self.heap.get() };
+        let heap = slot.get_or_insert_with(|| {
+            let (start, end) = region();
+            let mut heap = Heap::empty();
+            if end > start {
+                // SAFETY: the region lies between the linker's heap base and the end of
+                // the guest's memory, which nothing else uses.
+                unsafe { heap.init(start as *mut u8, end - start) };
+            }
+            heap
+        });
+        f(heap)
+    }
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn region() -> (usize, usize) {
+    unsafe extern "C" {
+        static __heap_base: u8;
+    }
+    let start = core::ptr::addr_of!(__heap_base) as usize;
+    let end = core::arch::wasm32::memory_size(0) * PAGE;
+    (start, end)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn region() -> (usize, usize) {
+    (0, 0)
+}
+
+// SAFETY: forwards to linked_list_allocator's Heap, which hands out disjoint,
+// well-aligned blocks from a region it owns.
+unsafe impl GlobalAlloc for Arena {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.with_heap(|heap| heap.allocate_first_fit(layout))
+            .map_or(core::ptr::null_mut(), NonNull::as_ptr)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(ptr) = NonNull::new(ptr) {
+            // SAFETY: `ptr` came from `alloc` with `layout` (GlobalAlloc's contract).
+            self.with_heap(|heap| unsafe { heap.deallocate(ptr, layout) });
+        }
+    }
+}
