@@ -113,7 +113,10 @@ impl Probes {
             }
             dead.push(letters);
         }
-        let error = take_ready(&self.role, &mut self.error);
+        let mut error = take_ready(&self.role, &mut self.error);
+        // Each inport is its own queue: failures of different ports interleave as they
+        // arrive, on either host. Compared per port, in order within each.
+        error.sort_by(|a, b| a["port"].as_str().cmp(&b["port"].as_str()));
         Published { out, error, dead }
     }
 }
