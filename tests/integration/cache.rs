@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use wasmflo_host::component::{DiskCache, Loader, Resolver, components_dir};
+use std::sync::Arc;
+
+use wasmflo_host::component::{DiskCache, KEEP_UNUSED_VERSIONS, Loader, Resolver, components_dir};
 use wasmflo_host::runtime::{Runtime, RuntimeConfig};
 
 fn cwasm_files(dir: &Path) -> Vec<PathBuf> {
@@ -68,4 +70,42 @@ fn compiled_once_then_reused_and_damage_is_repaired() {
     assert_eq!(third.definition, first.definition);
     let repaired = std::fs::read(&files[0]).expect("entry");
     assert_ne!(repaired, b"not a compiled component");
+}
+
+/// A live-coding session loads a new version on every save: versions nobody uses are
+/// dropped beyond the most recent few, versions in use never are.
+#[test]
+fn unused_versions_are_evicted_in_use_ones_kept() {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cache-evict-test");
+    let _ = std::fs::remove_dir_all(&cache);
+    let repeat = Resolver::new(components_dir(), ".")
+        .resolve("core/Repeat")
+        .expect("built");
+    let bytes = std::fs::read(&repeat).expect("read");
+    let version = |i: usize| {
+        crate::live::with_custom_section(&bytes, "wasmflo-test-version", &i.to_le_bytes())
+    };
+    let loader = loader(&cache);
+    let path = Path::new("Repeat.wasm");
+    let in_use = loader.load_bytes(path, &version(0)).expect("loads");
+    let edits = KEEP_UNUSED_VERSIONS + 8;
+    for i in 1..=edits {
+        let loaded = loader.load_bytes(path, &version(i)).expect("loads");
+        assert!(
+            loader.versions_in_memory() <= KEEP_UNUSED_VERSIONS + 2,
+            "after {i} edits the loader holds {} versions",
+            loader.versions_in_memory()
+        );
+        drop(loaded);
+    }
+    // The one in use, the kept unused ones, and the last edit (freed after the last load,
+    // which is when eviction runs).
+    assert_eq!(loader.versions_in_memory(), KEEP_UNUSED_VERSIONS + 2);
+    // The version in use was kept: loading it again is the same compiled component.
+    let again = loader.load_bytes(path, &version(0)).expect("loads");
+    assert!(Arc::ptr_eq(&again, &in_use));
+    // An evicted one loads again (from the disk cache), a different object than before.
+    let evicted = loader.load_bytes(path, &version(1)).expect("loads again");
+    assert_eq!(evicted.definition, in_use.definition);
+    assert_ne!(evicted.hash, in_use.hash);
 }

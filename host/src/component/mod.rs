@@ -43,6 +43,47 @@ pub const MAX_PORTS: usize = 256;
 /// Most text (names, labels, descriptions, schemas) a definition may hold.
 pub const MAX_DEFINITION_BYTES: usize = 256 * 1024;
 
+/// Compiled versions a [`Loader`] keeps in memory while nothing uses them. Live coding
+/// loads a new version on every save; the recent ones stay (switching back costs
+/// nothing), older unused ones are dropped so an endless stream of edits does not grow
+/// memory. A dropped version that is loaded again comes from the disk cache.
+pub const KEEP_UNUSED_VERSIONS: usize = 16;
+
+/// The loader's compiled versions by content hash, with when each was last asked for.
+#[derive(Default)]
+struct Versions {
+    entries: HashMap<String, (Arc<LoadedComponent>, u64)>,
+    clock: u64,
+}
+
+impl Versions {
+    fn get(&mut self, hash: &str) -> Option<Arc<LoadedComponent>> {
+        self.clock += 1;
+        let (loaded, used) = self.entries.get_mut(hash)?;
+        *used = self.clock;
+        Some(loaded.clone())
+    }
+
+    fn insert(&mut self, hash: String, loaded: Arc<LoadedComponent>) {
+        self.clock += 1;
+        self.entries.insert(hash, (loaded, self.clock));
+        // Unused: only this map holds it (instances keep their own code alive anyway).
+        let mut unused: Vec<(u64, String)> = self
+            .entries
+            .iter()
+            .filter(|(_, (loaded, _))| Arc::strong_count(loaded) == 1)
+            .map(|(hash, (_, used))| (*used, hash.clone()))
+            .collect();
+        if unused.len() > KEEP_UNUSED_VERSIONS {
+            unused.sort_unstable();
+            let excess = unused.len() - KEEP_UNUSED_VERSIONS;
+            for (_, hash) in unused.into_iter().take(excess) {
+                self.entries.remove(&hash);
+            }
+        }
+    }
+}
+
 /// Why a component file could not be loaded. Each names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -185,7 +226,7 @@ pub struct Loader {
     /// `linker` plus WASI preview 2, for components that import WASI.
     wasi_linker: Linker<InstanceState>,
     cache: Option<DiskCache>,
-    loaded: Mutex<HashMap<String, Arc<LoadedComponent>>>,
+    loaded: Mutex<Versions>,
 }
 
 impl std::fmt::Debug for Loader {
@@ -211,7 +252,7 @@ impl Loader {
             linker,
             wasi_linker,
             cache,
-            loaded: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(Versions::default()),
         }
     }
 
@@ -233,7 +274,7 @@ impl Loader {
     pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<Arc<LoadedComponent>, LoadError> {
         let hash = hash_bytes(bytes);
         if let Some(done) = self.lock().get(&hash) {
-            return Ok(done.clone());
+            return Ok(done);
         }
         let path_buf = path.to_path_buf();
         if !bytes.starts_with(b"\0asm") {
@@ -270,7 +311,13 @@ impl Loader {
         Ok(loaded)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LoadedComponent>>> {
+    /// Compiled versions held in memory: the ones in use plus at most
+    /// [`KEEP_UNUSED_VERSIONS`] recently loaded ones nobody uses.
+    pub fn versions_in_memory(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Versions> {
         self.loaded
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
