@@ -168,3 +168,61 @@ fn wasi_components_are_unsupported_on_the_edge() {
         "{loaded:?}"
     );
 }
+
+/// A message larger than the process allows is a broken limit on both hosts, with the
+/// same verdict, and the guest's next message is served.
+#[test]
+fn an_oversized_message_is_the_same_broken_limit_on_both_hosts() {
+    let path = test_guest("test/Hostile");
+    let component = edge_component(&path);
+    let calls = [
+        Call::Start,
+        process("in", "\"big\""),
+        process("in", "{\"x\":1}"),
+    ];
+    let server = wasmflo_host::runtime::Limits {
+        max_message: 1 << 20,
+        ..server_limits()
+    };
+    let edge = Limits {
+        max_message: 1 << 20,
+        ..edge_limits()
+    };
+    let expected = run_server_with(&path, &calls, &server);
+    let got = run_edge(&component, &calls, &edge);
+    assert_eq!(got, expected);
+    let Err((kind, detail)) = &got[1].result else {
+        panic!("the oversized send was allowed: {got:?}");
+    };
+    assert_eq!(kind, "limit-exceeded");
+    assert!(
+        detail.as_deref().is_some_and(|d| d.contains("1048576")),
+        "{detail:?}"
+    );
+    assert!(got[1].outputs.is_empty(), "a failed call publishes nothing");
+}
+
+/// A guest whose definition changes between calls changes nothing either host enforces:
+/// both read the definition once, at load, so a send on the outport it now claims is a
+/// broken limit with the same verdict on both.
+#[test]
+fn a_definition_that_changes_between_calls_changes_nothing_on_the_edge() {
+    let path = test_guest("test/Shifty");
+    let component = edge_component(&path);
+    let calls: Vec<Call> = ["before", "shift", "after", "sneak", "again"]
+        .iter()
+        .map(|input| process("in", format!("\"{input}\"")))
+        .collect();
+    let calls = [vec![Call::Start], calls].concat();
+    let expected = run_server_with(&path, &calls, &server_limits());
+    let got = run_edge(&component, &calls, &edge_limits());
+    assert_eq!(got, expected);
+    let Err((kind, detail)) = &got[4].result else {
+        panic!("the send on the undeclared outport was allowed: {got:?}");
+    };
+    assert_eq!(kind, "limit-exceeded");
+    assert_eq!(
+        detail.as_deref(),
+        Some("sent on undeclared outport 'sneaky'")
+    );
+}
