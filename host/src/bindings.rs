@@ -10,6 +10,11 @@
 //!   expiring after [`STALE_AFTER`] periods; a clean stop publishes an empty one. Readers
 //!   take every message with `basic.get` and never ack, so the queue keeps them.
 //!
+//! A one-shot `wasmflo setup` (no `--forever`) on AMQP publishes its list once, with
+//! period 0 (never stale) and an expiry of [`ONE_SHOT_TTL`], under a key fixed by the graph
+//! file, so running it again replaces it (on MQTT its forwards end with it, so it
+//! publishes nothing). `wasmflo bindings --forget KEY` removes a list.
+//!
 //! The newest entry per key wins; a list not refreshed for [`STALE_AFTER`] periods comes
 //! from a coordinator that died without clearing it, and is shown as stale.
 
@@ -68,7 +73,8 @@ pub struct BindingList {
     pub graph: String,
     /// When this list was published, milliseconds since the Unix epoch.
     pub updated_ms: u64,
-    /// How often it is re-published, in milliseconds.
+    /// How often it is re-published, in milliseconds; 0 for a one-shot `setup`, whose
+    /// bindings (on AMQP) stay after it exits (see the module docs).
     pub period_ms: u64,
     /// The bindings.
     pub bindings: Vec<Bound>,
@@ -81,9 +87,12 @@ impl BindingList {
         Message::json_text(serde_json::to_vec(self).unwrap_or_default())
     }
 
-    /// Whether the list was not refreshed for [`STALE_AFTER`] periods at `now_ms`.
+    /// Whether the list was not refreshed for [`STALE_AFTER`] periods at `now_ms`. A list
+    /// with no period (a one-shot `setup`'s, whose bindings stay after it exits) never is.
     pub fn stale(&self, now_ms: u64) -> bool {
-        now_ms.saturating_sub(self.updated_ms) > self.period_ms.saturating_mul(STALE_AFTER.into())
+        self.period_ms > 0
+            && now_ms.saturating_sub(self.updated_ms)
+                > self.period_ms.saturating_mul(STALE_AFTER.into())
     }
 }
 
@@ -94,10 +103,20 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// How long a published list lives on AMQP: [`STALE_AFTER`] periods.
+/// How long a published list lives on AMQP: [`STALE_AFTER`] periods, or
+/// [`ONE_SHOT_TTL`] for a one-shot setup's list (period zero).
 pub fn ttl(period: Duration) -> Duration {
-    period.saturating_mul(STALE_AFTER)
+    if period.is_zero() {
+        ONE_SHOT_TTL
+    } else {
+        period.saturating_mul(STALE_AFTER)
+    }
 }
+
+/// How long a one-shot setup's list, and the empty entry `wasmflo bindings --forget`
+/// publishes, stay on AMQP. The state queue cannot drop one key's older entries, so
+/// nothing there is kept forever; a removal outlives what it removes.
+pub const ONE_SHOT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The current lists from a store's entries (oldest first): the newest per key, without
 /// removed ones (empty) or ones that do not parse; sorted by coordinator.
@@ -165,6 +184,10 @@ mod tests {
         let l = list("x", 10_000, 0);
         assert!(!l.stale(13_000));
         assert!(l.stale(13_001));
+        // A one-shot setup's list (no period) never is.
+        let once = BindingList { period_ms: 0, ..l };
+        assert!(!once.stale(u64::MAX));
+        assert_eq!(ttl(Duration::ZERO), ONE_SHOT_TTL);
     }
 
     #[test]

@@ -340,3 +340,77 @@ async fn mqtt_register_announces_a_foreign_participant_and_setup_lists_its_bindi
         .expect("publish");
     assert_eq!(&next(&mut out).await.data[..], b"21.5");
 }
+
+/// A one-shot `setup` on AMQP leaves its bindings on the broker when it exits, so it
+/// leaves its list too: `wasmflo bindings` shows it (never stale), and running the setup
+/// again replaces the list instead of adding one.
+#[tokio::test(flavor = "multi_thread")]
+async fn amqp_one_shot_setup_lists_its_bindings() {
+    let Some(url) = broker(AMQP) else { return };
+    let (a, b) = (role("osa"), role("osb"));
+    let dir = scratch(&a);
+    let graph = dir.join("oneshot.fbp");
+    std::fs::write(
+        &graph,
+        format!("{a}(core/Repeat) OUT -> IN {b}(core/Repeat)\n"),
+    )
+    .expect("write graph");
+    let lists_for_graph = || {
+        let out = cli()
+            .args(["bindings", "--json", "--broker", url])
+            .output()
+            .expect("bindings runs");
+        let lists: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON array");
+        lists
+            .into_iter()
+            .filter(|l| l["graph"] == json!(graph.display().to_string()))
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..2 {
+        let out = cli()
+            .arg("setup")
+            .arg(&graph)
+            .args(["--broker", url])
+            .output()
+            .expect("setup runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed = listing(url, &graph, true).await.expect("listed");
+        assert_eq!(listed["command"], "setup");
+        assert_eq!(listed["period_ms"], 0, "a one-shot list never goes stale");
+        assert_eq!(
+            listed["bindings"],
+            json!([{"src": format!("{a}.OUT"), "tgt": format!("{b}.IN"), "type": "pubsub"}])
+        );
+        assert_eq!(lists_for_graph().len(), 1, "replaced, not added");
+    }
+    // The binding it listed is real: a message published on a's outport reaches b's inport.
+    let t = client(url).await;
+    let mut inbox = consume(&t, &format!("{b}.IN")).await;
+    t.publisher(&format!("{a}.OUT"))
+        .await
+        .expect("publisher")
+        .publish(Message::json_text("1"))
+        .await
+        .expect("publish");
+    assert_eq!(&next(&mut inbox).await.data[..], b"1");
+
+    // Forgetting it removes the list (tests must not leave permanent lists behind).
+    let key = lists_for_graph()[0]["coordinator"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let out = cli()
+        .args(["bindings", "--forget", &key, "--broker", url])
+        .output()
+        .expect("bindings --forget runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(listing(url, &graph, false).await.is_none());
+}

@@ -3,7 +3,7 @@
 //!
 //! Prints one line per binding, `TYPE SRC -> TGT  COORDINATOR`, then a line per
 //! coordinator whose list is stale (it died without removing it); `--json` prints the
-//! lists as one JSON array.
+//! lists as one JSON array. `--forget COORDINATOR` removes that coordinator's list.
 
 use std::io::Write;
 
@@ -19,12 +19,28 @@ pub struct BindingsArgs {
     /// Print the coordinators' lists as one JSON array.
     #[arg(long)]
     json: bool,
+    /// Remove the list of COORDINATOR (as printed) instead of printing: for a stale list,
+    /// or a one-shot setup's whose bindings were removed by hand.
+    #[arg(long, value_name = "COORDINATOR")]
+    forget: Option<String>,
 }
 
 pub(super) fn bindings(args: BindingsArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if let Some(key) = args.forget {
+        return rt.block_on(async move {
+            let transport = args.broker.ephemeral("bindings").await?;
+            let empty = crate::message::Message::json_text(Vec::<u8>::new());
+            // An empty entry removes a list; it must outlive any list it hides.
+            transport
+                .put_state(&key, empty, crate::bindings::ONE_SHOT_TTL)
+                .await?;
+            println!("forgot {key}");
+            anyhow::Ok(())
+        });
+    }
     let lists = rt.block_on(async move {
         let transport = args.broker.ephemeral("bindings").await?;
         anyhow::Ok(latest(transport.read_states().await?))

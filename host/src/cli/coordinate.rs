@@ -397,6 +397,22 @@ impl Listing {
         }
     }
 
+    /// The listing of a one-shot `setup` of `graph`: published once, never expiring, under
+    /// a key fixed by the graph file's path so that running it again replaces it.
+    pub(super) fn once(graph: &std::path::Path) -> Self {
+        use sha2::Digest;
+        let stem = graph.file_stem().unwrap_or_default().to_string_lossy();
+        let path = std::fs::canonicalize(graph).unwrap_or_else(|_| graph.to_path_buf());
+        let digest = sha2::Sha256::digest(path.to_string_lossy().as_bytes());
+        let tag: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        Listing {
+            key: format!("setup-{stem}-once-{tag}").replace(['/', '+', '#', ' '], "_"),
+            command: "setup".into(),
+            graph: graph.display().to_string(),
+            period: Duration::ZERO,
+        }
+    }
+
     /// Publishes `bindings` as this coordinator's list.
     pub(super) async fn publish(&self, transport: &Arc<dyn Transport>, bindings: Vec<Bound>) {
         let list = BindingList {

@@ -159,6 +159,13 @@ pub(super) fn setup(engine: &EngineArgs, args: SetupArgs) -> anyhow::Result<()> 
             }
         }
         coordinator.settle(&transport).await?;
+        // Bindings made on AMQP stay after a one-shot setup exits: list them for
+        // `wasmflo bindings` (MQTT forwards end with this process; nothing to list).
+        if !args.forever && transport.kind() == "amqp" {
+            Listing::once(&args.graph)
+                .publish(&transport, coordinator.bindings())
+                .await;
+        }
 
         if args.forever {
             let period = crate::discovery::period_from_env();
