@@ -245,10 +245,11 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
     // queue and nothing else orders them.
     let (mut params, mut merged): (SelectAll<_>, SelectAll<_>) =
         (SelectAll::new(), SelectAll::new());
-    let mut fast = Fast::default();
+    let mut fast = Fast::new();
     for (port, sub) in inports {
-        fast.add(&port, &sub, p.is_parameter(&port));
-        if p.is_parameter(&port) {
+        let parameter = p.is_parameter(&port);
+        fast.add(&port, &sub, parameter);
+        if parameter {
             params.push(port_stream(port, sub));
         } else {
             merged.push(port_stream(port, sub));
@@ -272,8 +273,9 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
             }
             Some(next) = next_update(&mut updates) => {
                 for (port, sub) in p.swap(next).await {
-                    fast.add(&port, &sub, p.is_parameter(&port));
-                    if p.is_parameter(&port) {
+                    let parameter = p.is_parameter(&port);
+                    fast.add(&port, &sub, parameter);
+                    if parameter {
                         params.push(port_stream(port, sub));
                     } else {
                         merged.push(port_stream(port, sub));
@@ -338,7 +340,6 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
 
 /// Synchronous handles on the inports' queues (in-process transport), so a busy
 /// participant takes its next delivery without a round through the streams.
-#[derive(Default)]
 struct Fast {
     params: Vec<(Arc<str>, Box<dyn Poller>)>,
     data: Vec<(Arc<str>, Box<dyn Poller>)>,
@@ -348,16 +349,20 @@ struct Fast {
     all_data: bool,
     /// Data port asked first next time, so one busy port does not starve another.
     turn: usize,
-    ports: usize,
 }
 
 impl Fast {
-    fn add(&mut self, port: &str, sub: &Subscription, parameter: bool) {
-        if self.ports == 0 {
-            self.all_params = true;
-            self.all_data = true;
+    fn new() -> Self {
+        Fast {
+            params: Vec::new(),
+            data: Vec::new(),
+            all_params: true,
+            all_data: true,
+            turn: 0,
         }
-        self.ports += 1;
+    }
+
+    fn add(&mut self, port: &str, sub: &Subscription, parameter: bool) {
         let (list, all) = if parameter {
             (&mut self.params, &mut self.all_params)
         } else {
