@@ -227,11 +227,9 @@ async fn foreign_participant_from_yaml(url: &str) {
     let t = client(url).await;
     let mut set = consume(&t, &format!("lamps/{f}/set")).await;
     let mut out = consume(&t, &format!("{b}.OUT")).await;
-    let mut fbp = if url.starts_with("mqtt") {
-        Some(t.subscribe("fbp").await.expect("fbp"))
-    } else {
-        None // on AMQP `fbp` is one queue that coordinators compete for
-    };
+    // Every discovery message, on AMQP too, where the run's coordinator consumes `fbp`
+    // at the same time (see `Transport::discoveries`).
+    let mut fbp = Some(t.discoveries().await.expect("fbp"));
 
     let mut cmd = cli();
     cmd.arg("run").arg(&graph).args(["--broker", url]);
@@ -269,6 +267,63 @@ async fn foreign_participant_from_yaml(url: &str) {
         .await
         .expect("publish");
     assert_eq!(&next(&mut out).await.data[..], b"false");
+}
+
+/// Several coordinators on one broker each see every discovery message: on AMQP, where
+/// consumers of queue `fbp` share its messages, through the relay of
+/// `Transport::discoveries`; on MQTT `fbp` is a topic.
+async fn every_coordinator_sees_every_discovery(url: &str) {
+    const N: usize = 30;
+    let prefix = role("dsc");
+    let (a, b, sender) = (client(url).await, client(url).await, client(url).await);
+    let mut subs = [
+        a.discoveries().await.expect("discoveries a"),
+        b.discoveries().await.expect("discoveries b"),
+    ];
+    let roles: Vec<String> = (0..N).map(|i| format!("{prefix}-{i}")).collect();
+    for r in &roles {
+        let p = json!({
+            "protocol": "discovery",
+            "command": "participant",
+            "payload": {"role": r, "id": r, "component": "test/Seen",
+                        "inports": [], "outports": []},
+        });
+        sender
+            .announce(Message::json_text(p.to_string()))
+            .await
+            .expect("announce");
+    }
+    for (which, sub) in subs.iter_mut().enumerate() {
+        let mut seen = std::collections::BTreeSet::new();
+        while seen.len() < N {
+            let d = next(sub).await;
+            let Ok(p) = wasmflo_host::discovery::Participant::parse(&d.data) else {
+                continue;
+            };
+            if p.role.starts_with(&format!("{prefix}-")) {
+                assert!(seen.insert(p.role.clone()), "{} seen twice", p.role);
+            }
+        }
+        assert_eq!(
+            seen,
+            roles.iter().cloned().collect(),
+            "coordinator {which} saw every discovery"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amqp_every_coordinator_sees_every_discovery() {
+    if let Some(url) = broker(AMQP) {
+        every_coordinator_sees_every_discovery(url).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_every_coordinator_sees_every_discovery() {
+    if let Some(url) = broker(MQTT) {
+        every_coordinator_sees_every_discovery(url).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

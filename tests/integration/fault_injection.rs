@@ -464,9 +464,6 @@ impl Drop for CuttingProxy {
 /// it reconnects, declares again and consumes again, and every acknowledged message comes
 /// out (what was in flight is redelivered; duplicates are counted).
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "lapin's auto-recovery can stay in Reconnecting for good after the cut (most \
-            runs on a loaded machine): nothing more is consumed; needs the transport's own \
-            reconnection; run with --ignored"]
 async fn amqp_connection_cut_loses_no_acknowledged_message() {
     const N: u64 = 1_000;
     let Some(url) = broker(AMQP) else { return };

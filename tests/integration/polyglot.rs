@@ -381,6 +381,19 @@ const STANDALONE: [(&str, &str, &str); 6] = [
 
 async fn standalone_on(url: &str) {
     polyglot();
+    // Compiled into the participants' cache first: a cold compile of the Python and
+    // JavaScript components takes longer than the wait for `ready` on a loaded machine.
+    for (name, _, _) in STANDALONE {
+        let status = tokio::task::block_in_place(|| {
+            brokers::cli()
+                .arg("inspect")
+                .arg(path_of(name))
+                .stdout(std::process::Stdio::null())
+                .status()
+        })
+        .expect("wasmflo inspect");
+        assert!(status.success(), "wasmflo inspect {name}: {status}");
+    }
     let t = client(url).await;
     for (name, input, expected) in STANDALONE {
         let r = role("solo");

@@ -151,10 +151,7 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
                 None => (std::borrow::Cow::Borrowed(graph), None, Vec::new()),
             };
             let fbp = match &coordinator {
-                Some(c) if c.discovers() => {
-                    transport.declare_queue("fbp").await?;
-                    Some(transport.subscribe("fbp").await?)
-                }
+                Some(c) if c.discovers() => Some(transport.discoveries().await?),
                 _ => None,
             };
             let started =

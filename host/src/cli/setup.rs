@@ -108,8 +108,7 @@ pub(super) fn setup(engine: &EngineArgs, args: SetupArgs) -> anyhow::Result<()> 
     rt.block_on(async move {
         let transport = args.broker.required("setup", &id).await?;
         let mut fbp = if args.discover {
-            transport.declare_queue("fbp").await?;
-            Some(transport.subscribe("fbp").await?)
+            Some(transport.discoveries().await?)
         } else {
             None
         };

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-pub use amqp::AmqpTransport;
+pub use amqp::{AmqpTransport, DISCOVERY_FANOUT};
 pub use backlog::BacklogReader;
 pub use memory::{DeadLetter, MemoryTransport};
 pub use mqtt::MqttTransport;
@@ -142,6 +142,15 @@ pub trait Transport: Send + Sync + Debug + 'static {
     /// broker has accepted it. The in-process transport has no one to tell.
     async fn announce(&self, _discovery: Message) -> Result<(), TransportError> {
         Ok(())
+    }
+
+    /// Every MsgFlo discovery message from now on, for a coordinator: several
+    /// coordinators each see all of them. The default consumes queue (or topic) `fbp`,
+    /// which is a topic on MQTT; AMQP overrides it, since consumers of queue `fbp`
+    /// would share its messages between them.
+    async fn discoveries(&self) -> Result<Subscription, TransportError> {
+        self.declare_queue("fbp").await?;
+        self.subscribe("fbp").await
     }
 
     /// Replaces entry `key` of the broker's store of coordinator state (the binding
