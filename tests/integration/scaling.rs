@@ -437,6 +437,16 @@ async fn pressure_scales_up_between_polls_planning_with_the_measured_start_time(
     .expect("autoscaler")
     .with_records(tx);
     let metrics = network.metrics().role("w");
+    // The first instance starts in the background; on a loaded machine the first
+    // decision could come before its start is recorded.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while metrics.start_time().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first instance's start was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(scaler.run(async {
         let _ = stopped.await;

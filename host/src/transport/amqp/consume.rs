@@ -20,6 +20,7 @@ use super::super::confirms::AckGate;
 use super::super::{
     DEAD_LETTER_REASON, Delivery, DeliveryStream, Settle, Subscription, TransportError,
 };
+use super::declare::Declared;
 use super::session::{FIRST_RETRY, MAX_RETRY, Session, lock};
 use super::{DEAD_LETTER_QUEUE, message};
 use crate::message::Message;
@@ -113,7 +114,16 @@ struct Consuming {
 }
 
 impl Consuming {
-    async fn run(mut self, mut consumer: Consumer) {
+    async fn run(mut self, consumer: Consumer) {
+        self.forward(consumer).await;
+        // A private queue (a workflow's replies) is only ever consumed by the
+        // subscription that ended: not declared again after a reconnection.
+        if let Some(s) = self.session.upgrade() {
+            lock(&s.declared).retain(|d| *d != Declared::PrivateQueue(self.queue.clone()));
+        }
+    }
+
+    async fn forward(&mut self, mut consumer: Consumer) {
         loop {
             let epoch = self.epoch.load(Ordering::Acquire);
             loop {
