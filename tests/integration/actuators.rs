@@ -18,6 +18,7 @@ use wasmflo_host::scaling::external::Caller;
 use wasmflo_host::scaling::policy::DeadlinePolicy;
 use wasmflo_host::transport::Transport;
 
+use crate::brokers::{AMQP, broker, client, role};
 use crate::support::{DEADLINE, Pki, Running, fbp, start, test_components};
 
 /// Queues `n` jobs on `queue`, which nothing consumes (the external workers are not there).
@@ -541,4 +542,95 @@ async fn an_https_endpoint_is_trusted_through_the_ca_file() {
     assert_eq!(body, serde_json::json!({"role": "ext", "instances": 6}));
     trusted.stop().await;
     running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participant_watches_an_external_backlog_and_posts_over_https_on_rabbitmq() {
+    let Some(url) = broker(AMQP) else {
+        return;
+    };
+    let ext = role("exths");
+    let pki = Pki::new(scratch(&format!("actuator-{ext}")));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
+    tokio::spawn(endpoint(listener, Some(acceptor), tx));
+    // The external role's queue, which no graph process reads.
+    let t = client(url).await;
+    let queue = format!("{ext}.jobs");
+    t.declare_queue(&queue).await.expect("declare");
+    // Polls 10 minutes apart: after the first, only the backlog watch can react.
+    let config = pki.dir.join("scale.guv.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "'*': {{pollinterval: 600, history: 1200, watchinterval: 0.02}}\n\
+             {ext}: {{p: 0.01, d: 0.1, min: 1, max: 6, boot: 0.001, q: {queue}, http: 'https://{addr}/scale'}}\n"
+        ),
+    )
+    .expect("config");
+    let idle = role("idle");
+    let mut cmd = crate::brokers::cli();
+    cmd.arg("participant")
+        .arg(format!("{idle}=core/Repeat"))
+        .args(["--broker", url, "--autoscale"])
+        .arg(&config)
+        .arg("--ca-file")
+        .arg(pki.ca());
+    let mut p = crate::brokers::Running::spawn(cmd);
+    let record = |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap_or_default();
+    let first = crate::brokers::wait_line(&mut p.stdout, |l| record(l)["role"] == ext.as_str())
+        .await
+        .map(|l| record(&l))
+        .expect("the first poll's decision on stdout");
+    assert_eq!(
+        (&first["trigger"], &first["backlog"]),
+        (&"poll".into(), &0.into()),
+        "{first}"
+    );
+    for i in 0..200 {
+        t.send_to_queue(&queue, Message::json(&serde_json::json!({"n": i})))
+            .await
+            .expect("send");
+    }
+    // Then the role's records until its count of 6 is confirmed: none from a poll.
+    let mut records = Vec::new();
+    let gathered = tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = p.stdout.recv().await {
+            let v = record(&line);
+            if v["role"] != ext.as_str() {
+                continue;
+            }
+            records.push(v.clone());
+            if v["trigger"] == "actuator" && v["to"] == 6 {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        gathered.is_ok(),
+        "no confirmed count of 6 on stdout: {records:#?}"
+    );
+    assert!(
+        records.iter().all(|r| r["trigger"] != "poll"),
+        "{records:#?}"
+    );
+    assert!(
+        records.iter().any(|r| r["trigger"] == "pressure"),
+        "{records:#?}"
+    );
+    let mut bodies = Vec::new();
+    while let Ok((line, body)) = rx.try_recv() {
+        assert_eq!(line, "POST /scale HTTP/1.1");
+        bodies.push(body);
+    }
+    assert_eq!(
+        bodies.last(),
+        Some(&serde_json::json!({"role": ext, "instances": 6})),
+        "{bodies:?}"
+    );
 }
