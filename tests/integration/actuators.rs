@@ -634,3 +634,63 @@ async fn participant_watches_an_external_backlog_and_posts_over_https_on_rabbitm
         "{bodies:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_start_time_is_measured_from_amqp_consumers() {
+    let Some(url) = broker(AMQP) else {
+        return;
+    };
+    let ext = role("extstart");
+    let dir = scratch(&format!("actuator-{ext}"));
+    let log = dir.join("calls.log");
+    let t = client(url).await;
+    let queue = format!("{ext}.jobs");
+    t.declare_queue(&queue).await.expect("declare");
+    for i in 0..200 {
+        t.send_to_queue(&queue, Message::json(&serde_json::json!({"n": i})))
+            .await
+            .expect("send");
+    }
+    // `boot: 30` until the workers' start is measured.
+    let config = dir.join("scale.guv.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "'*': {{pollinterval: 0.05, history: 0.5, watchinterval: 0.02}}\n\
+             {ext}: {{p: 0.01, d: 0.1, min: 1, max: 3, boot: 30, q: {queue}, command: 'echo {{count}} >> {}'}}\n",
+            log.display()
+        ),
+    )
+    .expect("config");
+    let idle = role("idle");
+    let mut cmd = crate::brokers::cli();
+    cmd.arg("participant")
+        .arg(format!("{idle}=core/Repeat"))
+        .args(["--broker", url, "--autoscale"])
+        .arg(&config);
+    let mut p = crate::brokers::Running::spawn(cmd);
+    eventually("the command is called for 3 workers", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.lines().any(|c| c == "3"))
+    })
+    .await;
+    // The test plays the external workers: three consumers come up.
+    let asked = tokio::time::Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        workers.push(t.subscribe(&queue).await.expect("subscribe"));
+    }
+    let record = |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap_or_default();
+    let measured = crate::brokers::wait_line(&mut p.stdout, |l| {
+        let v = record(l);
+        v["role"] == ext.as_str() && v["trigger"] == "poll" && v["start_time"] != 30.0
+    })
+    .await
+    .map(|l| record(&l))
+    .expect("a decision planning with a measured start time");
+    let start = measured["start_time"].as_f64().expect("start_time");
+    assert!(
+        start > 0.0 && start <= asked.elapsed().as_secs_f64() + 0.1,
+        "{measured}"
+    );
+    drop(workers);
+}

@@ -25,8 +25,11 @@
 //! The instance start time the policy plans with is measured for pooled roles (the
 //! pool's queue set-up plus instantiate, `start` and parameter replay, smoothed; see
 //! [`RoleMetrics::start_time`]) and replaces the configuration's `boot` once an instance
-//! has started; `boot` stays in use for roles scaled by an external [`Actuator`], whose
-//! starts the host cannot see.
+//! has started. For roles scaled by an external [`Actuator`], whose starts the host
+//! cannot see, `boot` stays in use unless the transport counts a queue's consumers (AMQP's
+//! passive `queue.declare`): then, after a call that raised the count succeeded, the time
+//! until the role's queue has as many consumers is the measured start time (smoothed like
+//! the pool's; read at each watch and poll, so to within `watchinterval`).
 //!
 //! An external actuator (a command or an HTTP endpoint) is called by a task of its role's
 //! own ([`super::external`]), never by the loop: a decision hands it the count wanted
@@ -200,6 +203,10 @@ struct Scaled {
     caller: Option<Caller>,
     /// The role's last decision (the base of an `actuator` record).
     last: Option<DecisionRecord>,
+    /// An external scale-up being timed: since when (autoscaler time), to how many.
+    starting: Option<(Duration, u32)>,
+    /// The measured start time of an external role's workers.
+    start_time: Option<Duration>,
     queues: Vec<String>,
     metrics: Arc<RoleMetrics>,
     history: History,
@@ -283,6 +290,8 @@ impl Autoscaler {
                 asked: None,
                 caller: None,
                 last: None,
+                starting: None,
+                start_time: None,
                 queues,
                 metrics: network.metrics().role(&role.name),
                 history: History::for_config(&config),
@@ -382,6 +391,7 @@ impl Autoscaler {
                 biased;
                 () = &mut stop => break,
                 _ = ticks.tick() => {
+                    self.measure_starts(began.elapsed()).await;
                     let now = began.elapsed();
                     for i in 0..self.roles.len() {
                         self.decide(i, now, Trigger::Poll).await;
@@ -394,6 +404,7 @@ impl Autoscaler {
                     self.settle(outcome, began.elapsed());
                 }
                 _ = watch.tick(), if watching && self.pressure => {
+                    self.measure_starts(began.elapsed()).await;
                     self.watch_external(began.elapsed()).await;
                 }
             }
@@ -449,7 +460,7 @@ impl Autoscaler {
         let start_time = if role.actuator.is_pool() {
             role.metrics.start_time()
         } else {
-            None
+            role.start_time
         };
         let decision = {
             let mut inputs = Inputs::new(&self.config, &role.config, &role.history);
@@ -571,6 +582,41 @@ impl Autoscaler {
         }
     }
 
+    /// Times the external scale-ups under way: one ends when the role's queues have as
+    /// many consumers as instances were asked for.
+    async fn measure_starts(&mut self, now: Duration) {
+        let transport = self.transport.clone();
+        let Some(reader) = transport.backlog_reader() else {
+            return;
+        };
+        'roles: for role in &mut self.roles {
+            let Some((since, count)) = role.starting else {
+                continue;
+            };
+            let mut consumers = 0u64;
+            for queue in &role.queues {
+                match reader.consumers(queue).await {
+                    Ok(Some(n)) => consumers += n,
+                    // The transport cannot tell: `boot` stays.
+                    Ok(None) => {
+                        role.starting = None;
+                        continue 'roles;
+                    }
+                    Err(_) => continue 'roles,
+                }
+            }
+            if consumers >= u64::from(count) {
+                let sample = now.saturating_sub(since);
+                // Each new start moves the estimate a quarter of the way, as for pools.
+                role.start_time = Some(match role.start_time {
+                    Some(old) => old.mul_f64(0.75) + sample.mul_f64(0.25),
+                    None => sample,
+                });
+                role.starting = None;
+            }
+        }
+    }
+
     /// Records the outcome of an external actuator's call.
     fn settle(&mut self, outcome: Outcome, now: Duration) {
         let role = &mut self.roles[outcome.index];
@@ -581,6 +627,7 @@ impl Autoscaler {
         let (to, error) = match outcome.result {
             Ok(n) => {
                 role.requested = Some(n);
+                role.starting = (n > from).then_some((now, n));
                 (n, None)
             }
             Err(e) => {
