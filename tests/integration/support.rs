@@ -172,3 +172,58 @@ fn tool_works(name: &str) -> bool {
         .output()
         .is_ok_and(|out| out.status.success())
 }
+
+/// A CA and a server certificate for 127.0.0.1 and localhost (rcgen), written as PEM files
+/// (`ca.pem`, `server.pem`, `server.key`) into a directory.
+pub struct Pki {
+    pub dir: PathBuf,
+    pub server_der: Vec<u8>,
+    pub key_der: Vec<u8>,
+}
+
+impl Pki {
+    /// A new CA and server certificate in `dir`.
+    pub fn new(dir: PathBuf) -> Pki {
+        std::fs::create_dir_all(&dir).expect("PKI dir");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "wasmflo test CA");
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA cert");
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("server params");
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let server = params.signed_by(&key, &ca).expect("server cert");
+        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write CA");
+        std::fs::write(dir.join("server.pem"), server.pem()).expect("write cert");
+        std::fs::write(dir.join("server.key"), key.serialize_pem()).expect("write key");
+        Pki {
+            dir,
+            server_der: server.der().to_vec(),
+            key_der: key.serialize_der(),
+        }
+    }
+
+    /// The CA's PEM file.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// A TLS server configuration presenting the server certificate.
+    pub fn server_config(&self) -> Arc<tokio_rustls::rustls::ServerConfig> {
+        use tokio_rustls::rustls;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![self.server_der.clone().into()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(self.key_der.clone().into()),
+            )
+            .expect("server config");
+        Arc::new(config)
+    }
+}

@@ -3,52 +3,18 @@
 //! rustls, port 0) in front of the shared RabbitMQ. The CA reaches the CLI through
 //! `--ca-file`; without it the handshake fails with one line naming the broker.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_rustls::rustls;
 use wasmflo_host::message::Message;
 use wasmflo_host::transport::{BrokerUrl, Transport};
 
 use crate::brokers::{AMQP, Running, broker, cli, client, consume, next, role, scratch};
-use crate::support::DEADLINE;
-
-/// A CA and a server certificate for 127.0.0.1 and localhost, written as PEM files.
-struct Pki {
-    dir: PathBuf,
-    server_der: Vec<u8>,
-    key_der: Vec<u8>,
-}
-
-impl Pki {
-    fn ca(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-}
+use crate::support::{DEADLINE, Pki};
 
 fn pki(name: &str) -> Pki {
-    let dir = scratch(name);
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "wasmflo test CA");
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA cert");
-    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
-        .expect("server params");
-    let key = rcgen::KeyPair::generate().expect("server key");
-    let server = params.signed_by(&key, &ca).expect("server cert");
-    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write CA");
-    std::fs::write(dir.join("server.pem"), server.pem()).expect("write cert");
-    std::fs::write(dir.join("server.key"), key.serialize_pem()).expect("write key");
-    Pki {
-        dir,
-        server_der: server.der().to_vec(),
-        key_der: key.serialize_der(),
-    }
+    Pki::new(scratch(name))
 }
 
 fn free_port() -> u16 {
@@ -114,17 +80,7 @@ impl Drop for TlsMosquitto {
 
 /// Accepts TLS on a free port and forwards the plaintext to `upstream`; returns the port.
 async fn tls_terminator(pki: &Pki, upstream: &'static str) -> u16 {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![pki.server_der.clone().into()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(pki.key_der.clone().into()),
-        )
-        .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

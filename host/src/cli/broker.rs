@@ -30,6 +30,15 @@ impl BrokerArgs {
             .or_else(|| std::env::var(BROKER_ENV).ok().filter(|v| !v.is_empty()))
     }
 
+    /// The CA file to trust besides the system's: `--ca-file`, else `$WASMFLO_CA_FILE`.
+    pub fn ca_file(&self) -> Option<std::path::PathBuf> {
+        self.ca_file.clone().or_else(|| {
+            std::env::var_os(crate::transport::CA_FILE_ENV)
+                .filter(|v| !v.is_empty())
+                .map(Into::into)
+        })
+    }
+
     /// Connects to the broker, or fails naming the subcommand that needs one.
     pub async fn required(
         &self,

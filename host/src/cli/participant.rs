@@ -108,7 +108,11 @@ pub(super) fn participant(engine: &EngineArgs, args: ParticipantArgs) -> anyhow:
             None
         };
         let (stop_tasks, _) = tokio::sync::watch::channel(false);
-        let tasks = args.scale.start(scaling, &network, &stop_tasks).await?;
+        let ca_file = args.broker.ca_file();
+        let tasks = args
+            .scale
+            .start(scaling, &network, ca_file.as_deref(), &stop_tasks)
+            .await?;
         stop_signal().await?;
         tracing::info!("stopping");
         let _ = stop_tasks.send(true);

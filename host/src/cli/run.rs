@@ -203,7 +203,12 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
                 announced.extend(foreign);
                 _discovery = Some(spawn_discovery(&transport, announced, |_| {}));
             }
-            tasks.extend(args.scale.start(scaling, &started, &stop_tasks).await?);
+            let ca_file = args.broker.ca_file();
+            tasks.extend(
+                args.scale
+                    .start(scaling, &started, ca_file.as_deref(), &stop_tasks)
+                    .await?,
+            );
             network = Some(started);
         }
         let stop = async {

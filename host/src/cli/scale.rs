@@ -39,12 +39,14 @@ impl ScaleArgs {
         self.autoscale.as_deref().map(load_scaling).transpose()
     }
 
-    /// Starts the autoscaler (with `config`) and the metrics endpoint for `network`;
-    /// both stop once `stop` turns true.
+    /// Starts the autoscaler (with `config`; its `https` endpoints also trusting the CAs
+    /// of `ca_file`) and the metrics endpoint for `network`; both stop once `stop` turns
+    /// true.
     pub async fn start(
         &self,
         config: Option<ScalingConfig>,
         network: &Network,
+        ca_file: Option<&Path>,
         stop: &watch::Sender<bool>,
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
         let mut tasks = Vec::new();
@@ -63,8 +65,13 @@ impl ScaleArgs {
                 ),
                 None => Box::new(std::io::stdout()),
             };
-            let scaler = Autoscaler::new(config, policy, network, sink)
+            let mut scaler = Autoscaler::new(config, policy, network, sink)
                 .with_context(|| path.display().to_string())?;
+            if let Some(ca_file) = ca_file {
+                scaler = scaler
+                    .with_ca_file(ca_file)
+                    .with_context(|| path.display().to_string())?;
+            }
             tasks.push(tokio::spawn(scaler.run(wait_stop(stop.subscribe()))));
         }
         if let Some(addr) = &self.metrics {

@@ -5,22 +5,27 @@
 //! - `command`: run by `sh -c` with `{role}` and `{count}` replaced by the role's name and
 //!   the number of instances wanted; it must exit 0; its output goes to the host's stderr
 //!   (so the JSON decision lines on stdout stay clean);
-//! - `http`: an `http://` URL that is POSTed `{"role": "...", "instances": N}` as JSON and
-//!   must answer 2xx.
+//! - `http`: an `http://` or `https://` URL that is POSTed `{"role": "...", "instances": N}`
+//!   as JSON and must answer 2xx. `https` uses rustls like `mqtts`/`amqps`: the system's
+//!   CAs plus those of `--ca-file` ([`Actuator::with_ca_file`]).
 //!
-//! Both are given [`EXTERNAL_TIMEOUT`] to finish; a failure is logged by the autoscaler,
-//! which keeps the previous count and tries again at its next decision. External workers
+//! Both are given [`EXTERNAL_TIMEOUT`] to finish, and are called off the autoscaler's
+//! loop (see [`super::external`]); a failure is logged by the autoscaler, which keeps the
+//! previous count and tries again at its next decision. External workers
 //! report no processing times or start times to the host: their role plans with the
 //! configured `processing`, `stddev` and `boot`.
 
+use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::config::ActuatorConfig;
 use crate::pool::PoolHandle;
-use crate::transport::TransportError;
+use crate::transport::{TransportError, tls};
 
 /// How long a command or an HTTP request may take.
 pub const EXTERNAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +60,22 @@ pub enum ActuatorError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The TLS handshake failed (a certificate no trusted CA vouches for, most often).
+    #[error("POST {url}: TLS handshake: {source}")]
+    Tls {
+        /// The endpoint.
+        url: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An `https` endpoint's trust could not be set up (its CA file, most often).
+    #[error("{url}: {detail}")]
+    Trust {
+        /// The endpoint.
+        url: String,
+        /// Why.
+        detail: String,
+    },
     /// The endpoint did not answer 2xx.
     #[error("POST {url}: answered `{status}`")]
     Status {
@@ -79,17 +100,58 @@ pub enum Actuator {
     /// A command line template (`{role}`, `{count}`).
     Command(String),
     /// An HTTP endpoint.
-    Http(url::Url),
+    Http(Endpoint),
+}
+
+/// An `http://` or `https://` endpoint.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    url: url::Url,
+    /// For `https`: whom to trust.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Endpoint {
+    /// `url`, trusting for `https` the system's CAs and those of `ca_file`.
+    pub fn new(url: url::Url, ca_file: Option<&Path>) -> Result<Self, ActuatorError> {
+        let tls = match url.scheme() {
+            "https" => Some(tls::client_config(ca_file, url.as_str()).map_err(|e| {
+                ActuatorError::Trust {
+                    url: url.to_string(),
+                    detail: match e {
+                        TransportError::Connect { detail, .. } => detail,
+                        other => other.to_string(),
+                    },
+                }
+            })?),
+            _ => None,
+        };
+        Ok(Endpoint { url, tls })
+    }
 }
 
 impl Actuator {
     /// The actuator `config` names; `pool` for [`ActuatorConfig::Pool`] (`None` when the
     /// graph has no such process).
-    pub fn for_config(config: &ActuatorConfig, pool: Option<PoolHandle>) -> Option<Actuator> {
-        match config {
+    /// An `https` endpoint trusts the system's CAs.
+    pub fn for_config(
+        config: &ActuatorConfig,
+        pool: Option<PoolHandle>,
+    ) -> Result<Option<Actuator>, ActuatorError> {
+        Ok(match config {
             ActuatorConfig::Pool => pool.map(Actuator::Pool),
             ActuatorConfig::Command(line) => Some(Actuator::Command(line.clone())),
-            ActuatorConfig::Http(url) => Some(Actuator::Http(url.clone())),
+            ActuatorConfig::Http(url) => Some(Actuator::Http(Endpoint::new(url.clone(), None)?)),
+        })
+    }
+
+    /// This actuator, an `https` endpoint also trusting the CAs of `ca_file`.
+    pub fn with_ca_file(self, ca_file: &Path) -> Result<Actuator, ActuatorError> {
+        match self {
+            Actuator::Http(endpoint) if endpoint.tls.is_some() => {
+                Ok(Actuator::Http(Endpoint::new(endpoint.url, Some(ca_file))?))
+            }
+            other => Ok(other),
         }
     }
 
@@ -116,12 +178,12 @@ impl Actuator {
                     }),
                 }
             }
-            Actuator::Http(url) => {
+            Actuator::Http(endpoint) => {
                 let body = serde_json::json!({"role": role, "instances": count}).to_string();
-                match tokio::time::timeout(EXTERNAL_TIMEOUT, post(url, &body)).await {
+                match tokio::time::timeout(EXTERNAL_TIMEOUT, post(endpoint, &body)).await {
                     Ok(result) => result.map(|()| count),
                     Err(_) => Err(ActuatorError::Timeout {
-                        what: format!("POST {url}"),
+                        what: format!("POST {}", endpoint.url),
                     }),
                 }
             }
@@ -167,15 +229,22 @@ fn run_command(line: &str) -> Result<(), ActuatorError> {
     }
 }
 
-/// POSTs `body` (JSON) to `url` over HTTP/1.1; Ok on a 2xx answer.
-async fn post(url: &url::Url, body: &str) -> Result<(), ActuatorError> {
+/// POSTs `body` (JSON) to the endpoint over HTTP/1.1 (in TLS for `https`); Ok on a 2xx
+/// answer.
+async fn post(endpoint: &Endpoint, body: &str) -> Result<(), ActuatorError> {
+    let url = &endpoint.url;
     let http_error = |source| ActuatorError::Http {
         url: url.to_string(),
         source,
     };
-    let host = url.host_str().unwrap_or("localhost");
+    let (host, name) = match url.host() {
+        Some(url::Host::Domain(d)) => (d.to_owned(), d.to_owned()),
+        Some(url::Host::Ipv4(ip)) => (ip.to_string(), ip.to_string()),
+        Some(url::Host::Ipv6(ip)) => (ip.to_string(), ip.to_string()),
+        None => ("localhost".to_owned(), "localhost".to_owned()),
+    };
     let port = url.port_or_known_default().unwrap_or(80);
-    let mut stream = tokio::net::TcpStream::connect((host, port))
+    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
         .await
         .map_err(http_error)?;
     let mut target = url.path().to_owned();
@@ -183,26 +252,29 @@ async fn post(url: &url::Url, body: &str) -> Result<(), ActuatorError> {
         target.push('?');
         target.push_str(query);
     }
+    let authority = match url.host_str() {
+        Some(h) => format!("{h}:{port}"),
+        None => format!("{host}:{port}"),
+    };
     let request = format!(
-        "POST {target} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST {target} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(http_error)?;
-    // The status line is all we need.
-    let mut head = Vec::with_capacity(256);
-    let mut buf = [0u8; 256];
-    while !head.contains(&b'\n') && head.len() < 8 * 1024 {
-        let n = stream.read(&mut buf).await.map_err(http_error)?;
-        if n == 0 {
-            break;
+    let status = match &endpoint.tls {
+        None => exchange(stream, &request).await.map_err(http_error)?,
+        Some(config) => {
+            let server = ServerName::try_from(name)
+                .map_err(|e| http_error(std::io::Error::other(e.to_string())))?;
+            let stream = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(server, stream)
+                .await
+                .map_err(|source| ActuatorError::Tls {
+                    url: url.to_string(),
+                    source,
+                })?;
+            exchange(stream, &request).await.map_err(http_error)?
         }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&head);
-    let status = text.lines().next().unwrap_or("").trim().to_owned();
+    };
     let code = status.split_whitespace().nth(1).unwrap_or("");
     if status.starts_with("HTTP/1.") && code.starts_with('2') && code.len() == 3 {
         Ok(())
@@ -212,4 +284,24 @@ async fn post(url: &url::Url, body: &str) -> Result<(), ActuatorError> {
             status,
         })
     }
+}
+
+/// Writes `request` and reads the answer's status line (all we need).
+async fn exchange(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    request: &str,
+) -> std::io::Result<String> {
+    stream.write_all(request.as_bytes()).await?;
+    stream.flush().await?;
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 256];
+    while !head.contains(&b'\n') && head.len() < 8 * 1024 {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    Ok(text.lines().next().unwrap_or("").trim().to_owned())
 }

@@ -17,21 +17,38 @@
 //! about a millisecond whatever `pollinterval` is, where a poll-only autoscaler reacts a
 //! poll interval late on average.
 //!
+//! External workers send no busy signal. For roles scaled by an external [`Actuator`] the
+//! autoscaler reads the backlog every `watchinterval` instead (0.25 s by default) and makes
+//! a pressure decision when it exceeds what the instances the role has, or has asked for,
+//! can drain within its deadline at the configured processing time.
+//!
 //! The instance start time the policy plans with is measured for pooled roles (the
 //! pool's queue set-up plus instantiate, `start` and parameter replay, smoothed; see
 //! [`RoleMetrics::start_time`]) and replaces the configuration's `boot` once an instance
-//! has started; `boot` stays in use for roles scaled by an external [`Actuator`], whose
-//! starts the host cannot see.
+//! has started. For roles scaled by an external [`Actuator`], whose starts the host
+//! cannot see, `boot` stays in use unless the transport counts a queue's consumers (AMQP's
+//! passive `queue.declare`): then, after a call that raised the count succeeded, the time
+//! until the role's queue has as many consumers is the measured start time (smoothed like
+//! the pool's; read at each watch and poll, so to within `watchinterval`).
+//!
+//! An external actuator (a command or an HTTP endpoint) is called by a task of its role's
+//! own ([`super::external`]), never by the loop: a decision hands it the count wanted
+//! (recorded as `asked`) and the loop goes on deciding for every role. The decision's
+//! `to` is the count last confirmed; when the call ends, the loop records its outcome as a
+//! record of its own (`"trigger":"actuator"`, `to` the confirmed count, or `from` and an
+//! `error` on failure).
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::actuator::Actuator;
+use super::actuator::{Actuator, ActuatorError};
 use super::config::{ActuatorConfig, RoleConfig, ScalingConfig};
+use super::external::{Caller, Outcome};
 use super::policy::{History, Inputs, Policy, ProcessingStats, Sample};
 use super::pressure::PressureRelay;
 use crate::metrics::{RoleMetrics, TimeSums};
@@ -52,6 +69,14 @@ pub enum AutoscaleError {
     /// The transport cannot read queue depths.
     #[error("the {0} transport cannot read queue depths")]
     NoBacklog(&'static str),
+    /// A role's `https` endpoint cannot be set up (its CA file, most often).
+    #[error("role '{role}': {source}")]
+    Endpoint {
+        /// The role.
+        role: String,
+        /// The cause.
+        source: ActuatorError,
+    },
 }
 
 /// One decision, as written to the decisions log (one JSON object per line).
@@ -83,8 +108,16 @@ pub struct DecisionRecord {
     pub at_max: bool,
     /// The instance start time planned with, seconds (measured, or the configured `boot`).
     pub start_time: f64,
-    /// What woke the autoscaler: `poll` or `pressure` (every instance busy).
+    /// What woke the autoscaler: `poll`, `pressure` (every instance busy), or `actuator`
+    /// (an external actuator's call ended: `to` is what it confirmed).
     pub trigger: &'static str,
+    /// The count handed to an external actuator (by this decision, or the call whose
+    /// outcome an `actuator` record reports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asked: Option<u32>,
+    /// Why an external actuator's call failed (`actuator` records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Least time between two pressure wake-ups: bounds the backlog reads a saturated role
@@ -162,8 +195,18 @@ impl Estimator {
 struct Scaled {
     config: RoleConfig,
     actuator: Actuator,
-    /// Instances of an external role last asked for (`None` before the first decision).
+    /// Instances of an external role its actuator last confirmed (`None` before that).
     requested: Option<u32>,
+    /// A count handed to the external actuator and not yet answered.
+    asked: Option<u32>,
+    /// The external actuator's task, while the autoscaler runs.
+    caller: Option<Caller>,
+    /// The role's last decision (the base of an `actuator` record).
+    last: Option<DecisionRecord>,
+    /// An external scale-up being timed: since when (autoscaler time), to how many.
+    starting: Option<(Duration, u32)>,
+    /// The measured start time of an external role's workers.
+    start_time: Option<Duration>,
     queues: Vec<String>,
     metrics: Arc<RoleMetrics>,
     history: History,
@@ -210,8 +253,13 @@ impl Autoscaler {
         let mut roles = Vec::new();
         for role in &config.roles {
             let info = network.process(&role.name);
-            let Some(actuator) = Actuator::for_config(&role.actuator, network.pool(&role.name))
-            else {
+            let actuator = Actuator::for_config(&role.actuator, network.pool(&role.name)).map_err(
+                |source| AutoscaleError::Endpoint {
+                    role: role.name.clone(),
+                    source,
+                },
+            )?;
+            let Some(actuator) = actuator else {
                 let known = network
                     .processes()
                     .iter()
@@ -239,6 +287,11 @@ impl Autoscaler {
                 config: role.clone(),
                 actuator,
                 requested: None,
+                asked: None,
+                caller: None,
+                last: None,
+                starting: None,
+                start_time: None,
                 queues,
                 metrics: network.metrics().role(&role.name),
                 history: History::for_config(&config),
@@ -261,6 +314,21 @@ impl Autoscaler {
     pub fn with_records(mut self, tx: tokio::sync::mpsc::UnboundedSender<DecisionRecord>) -> Self {
         self.records = Some(tx);
         self
+    }
+
+    /// Also trusts the CAs of `ca_file` (PEM) for `https` endpoints (`--ca-file`).
+    pub fn with_ca_file(mut self, ca_file: &Path) -> Result<Self, AutoscaleError> {
+        for role in &mut self.roles {
+            role.actuator = role
+                .actuator
+                .clone()
+                .with_ca_file(ca_file)
+                .map_err(|source| AutoscaleError::Endpoint {
+                    role: role.config.name.clone(),
+                    source,
+                })?;
+        }
+        Ok(self)
     }
 
     /// Decides only every poll interval, not on backlog pressure (the benchmark's baseline).
@@ -295,15 +363,35 @@ impl Autoscaler {
             m.watch_pressure(true);
         }
         let mut relay = PressureRelay::start(watched.clone(), PRESSURE_GAP);
+        let (done, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+        for (i, role) in self.roles.iter_mut().enumerate() {
+            if !role.actuator.is_pool() {
+                let caller = Caller::spawn(
+                    i,
+                    role.config.name.clone(),
+                    role.actuator.clone(),
+                    done.clone(),
+                );
+                role.caller = Some(caller);
+            }
+        }
+        drop(done);
         let poll = self.config.poll_interval.max(Duration::from_micros(100));
         let mut ticks = tokio::time::interval(poll);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The host sees no busy signal from external workers: their backlog is watched.
+        let watching =
+            !self.config.watch_interval.is_zero() && self.roles.iter().any(|r| r.caller.is_some());
+        let mut watch =
+            tokio::time::interval(self.config.watch_interval.max(Duration::from_millis(1)));
+        watch.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 biased;
                 () = &mut stop => break,
                 _ = ticks.tick() => {
+                    self.measure_starts(began.elapsed()).await;
                     let now = began.elapsed();
                     for i in 0..self.roles.len() {
                         self.decide(i, now, Trigger::Poll).await;
@@ -312,9 +400,19 @@ impl Autoscaler {
                 i = relay.next() => {
                     self.decide(i, began.elapsed(), Trigger::Pressure).await;
                 }
+                Some(outcome) = outcomes.recv() => {
+                    self.settle(outcome, began.elapsed());
+                }
+                _ = watch.tick(), if watching && self.pressure => {
+                    self.measure_starts(began.elapsed()).await;
+                    self.watch_external(began.elapsed()).await;
+                }
             }
         }
         drop(relay);
+        for role in &mut self.roles {
+            role.caller = None;
+        }
         for (_, m) in &watched {
             m.watch_pressure(false);
         }
@@ -329,7 +427,12 @@ impl Autoscaler {
             Actuator::Pool(pool) => pool.instances().await,
             _ => role.requested.unwrap_or(role.config.minimum),
         };
-        if trigger == Trigger::Pressure && from >= role.config.maximum {
+        // What the role will have once calls in flight are done: pressure adds to that.
+        let current = match &role.caller {
+            Some(_) => role.asked.or(role.requested).unwrap_or(from),
+            None => from,
+        };
+        if trigger == Trigger::Pressure && current >= role.config.maximum {
             return;
         }
         let mut waiting = 0u64;
@@ -357,7 +460,7 @@ impl Autoscaler {
         let start_time = if role.actuator.is_pool() {
             role.metrics.start_time()
         } else {
-            None
+            role.start_time
         };
         let decision = {
             let mut inputs = Inputs::new(&self.config, &role.config, &role.history);
@@ -371,7 +474,7 @@ impl Autoscaler {
         };
         let wanted = match (trigger, decision.instances) {
             (Trigger::Poll, n) => n,
-            (Trigger::Pressure, Some(n)) if n > from => Some(n),
+            (Trigger::Pressure, Some(n)) if n > current => Some(n),
             // Pressure only adds instances; the next poll decides the rest.
             (Trigger::Pressure, _) => return,
         };
@@ -383,19 +486,25 @@ impl Autoscaler {
             });
         }
         let mut to = from;
-        // An external role is told its count at the first decision, changed or not.
-        if let Some(n) = wanted
-            && (n != from || (!role.actuator.is_pool() && role.requested.is_none()))
-        {
-            match role.actuator.scale(&role.config.name, n).await {
-                Ok(now_running) => {
-                    to = now_running;
-                    if !role.actuator.is_pool() {
-                        role.requested = Some(now_running);
-                    }
+        let mut asked = None;
+        match (wanted, &role.caller) {
+            (None, _) => {}
+            // An external role is told its count at the first decision, changed or not,
+            // then whenever it differs from the count confirmed or asked for.
+            (Some(n), Some(caller)) => {
+                if Some(n) != role.asked.or(role.requested) {
+                    caller.ask(n);
+                    role.asked = Some(n);
+                    asked = Some(n);
                 }
-                Err(e) => tracing::error!(role = %role.config.name, "cannot scale to {n}: {e}"),
             }
+            (Some(n), None) if n != from && role.actuator.is_pool() => {
+                match role.actuator.scale(&role.config.name, n).await {
+                    Ok(now_running) => to = now_running,
+                    Err(e) => tracing::error!(role = %role.config.name, "cannot scale to {n}: {e}"),
+                }
+            }
+            (Some(_), None) => {}
         }
         let saturated = decision.saturated(&role.config);
         role.metrics.decided(saturated);
@@ -433,7 +542,116 @@ impl Autoscaler {
                 Trigger::Poll => "poll",
                 Trigger::Pressure => "pressure",
             },
+            asked,
+            error: None,
         };
+        role.last = Some(record.clone());
+        self.emit(record);
+    }
+
+    /// Reads the backlog of each externally scaled role; one that the instances it has (or
+    /// has asked for) cannot drain within its deadline gets a pressure decision.
+    async fn watch_external(&mut self, now: Duration) {
+        let transport = self.transport.clone();
+        let Some(reader) = transport.backlog_reader() else {
+            return;
+        };
+        let mut pressed = Vec::new();
+        'roles: for (i, role) in self.roles.iter().enumerate() {
+            if role.caller.is_none() {
+                continue;
+            }
+            let count = role.asked.or(role.requested).unwrap_or(role.config.minimum);
+            if count >= role.config.maximum {
+                continue;
+            }
+            let mut waiting = 0u64;
+            for queue in &role.queues {
+                match reader.waiting(queue).await {
+                    Ok(n) => waiting += n,
+                    // The next poll reports it.
+                    Err(_) => continue 'roles,
+                }
+            }
+            if waiting as f64 > drainable(&role.config, count) {
+                pressed.push(i);
+            }
+        }
+        for i in pressed {
+            self.decide(i, now, Trigger::Pressure).await;
+        }
+    }
+
+    /// Times the external scale-ups under way: one ends when the role's queues have as
+    /// many consumers as instances were asked for.
+    async fn measure_starts(&mut self, now: Duration) {
+        let transport = self.transport.clone();
+        let Some(reader) = transport.backlog_reader() else {
+            return;
+        };
+        'roles: for role in &mut self.roles {
+            let Some((since, count)) = role.starting else {
+                continue;
+            };
+            let mut consumers = 0u64;
+            for queue in &role.queues {
+                match reader.consumers(queue).await {
+                    Ok(Some(n)) => consumers += n,
+                    // The transport cannot tell: `boot` stays.
+                    Ok(None) => {
+                        role.starting = None;
+                        continue 'roles;
+                    }
+                    Err(_) => continue 'roles,
+                }
+            }
+            if consumers >= u64::from(count) {
+                let sample = now.saturating_sub(since);
+                // Each new start moves the estimate a quarter of the way, as for pools.
+                role.start_time = Some(match role.start_time {
+                    Some(old) => old.mul_f64(0.75) + sample.mul_f64(0.25),
+                    None => sample,
+                });
+                role.starting = None;
+            }
+        }
+    }
+
+    /// Records the outcome of an external actuator's call.
+    fn settle(&mut self, outcome: Outcome, now: Duration) {
+        let role = &mut self.roles[outcome.index];
+        if role.asked == Some(outcome.asked) {
+            role.asked = None;
+        }
+        let from = role.requested.unwrap_or(role.config.minimum);
+        let (to, error) = match outcome.result {
+            Ok(n) => {
+                role.requested = Some(n);
+                role.starting = (n > from).then_some((now, n));
+                (n, None)
+            }
+            Err(e) => {
+                tracing::error!(role = %role.config.name, "cannot scale to {}: {e}", outcome.asked);
+                (from, Some(e.to_string()))
+            }
+        };
+        let Some(last) = &role.last else {
+            return;
+        };
+        let record = DecisionRecord {
+            t: now.as_secs_f64(),
+            from,
+            to,
+            trigger: "actuator",
+            asked: Some(outcome.asked),
+            error,
+            ..last.clone()
+        };
+        self.emit(record);
+    }
+
+    /// Writes `record` to the sink and the records channel.
+    fn emit(&mut self, record: DecisionRecord) {
         if let Ok(line) = serde_json::to_string(&record)
             && let Err(e) = writeln!(self.sink, "{line}").and_then(|()| self.sink.flush())
         {
@@ -443,6 +661,16 @@ impl Autoscaler {
             let _ = tx.send(record);
         }
     }
+}
+
+/// How many jobs `count` instances of `role` finish within its deadline, by its
+/// configured processing time.
+fn drainable(role: &RoleConfig, count: u32) -> f64 {
+    let processing = role.processing.as_secs_f64();
+    if processing <= 0.0 {
+        return f64::INFINITY;
+    }
+    f64::from(count) * f64::from(role.concurrency.max(1)) * role.deadline.as_secs_f64() / processing
 }
 
 #[cfg(test)]

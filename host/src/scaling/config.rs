@@ -14,10 +14,12 @@
 //! - `boot` is used: it is the instance start time in seconds that the deadline policy
 //!   plans with when the host has not measured one;
 //! - `pollinterval` and `history` are read from `'*'` only (as guv does); written on another
-//!   role they are reported as unused;
+//!   role they are reported as unused; so is `watchinterval` (ours: how often the backlog
+//!   of an externally scaled role is checked for pressure between polls, default 0.25 s,
+//!   0 turns it off);
 //! - `command` and `http` (ours) scale external workers instead of the host's instance
 //!   pool: `command` is run by `sh -c` with `{role}` and `{count}` replaced, `http` is an
-//!   `http://` URL POSTed `{"role": .., "instances": ..}` (see [`super::actuator`]);
+//!   `http://` or `https://` URL POSTed `{"role": .., "instances": ..}` (see [`super::actuator`]);
 //! - a deadline that leaves no time for processing (guv's "Target … is lower than processing
 //!   time") is kept, as guv does ("do our best"), and reported as
 //!   [`ConfigNote::TargetBelowProcessing`]; [`ScalingConfig::check`] turns notes of that kind
@@ -52,6 +54,9 @@ pub struct ScalingConfig {
     pub poll_interval: Duration,
     /// How far back scale-down looks (`history`, from `'*'`; guv's default 120 s).
     pub history: Duration,
+    /// How often an externally scaled role's backlog is checked for pressure between
+    /// polls (`watchinterval`, ours, from `'*'`; default 0.25 s; zero: never).
+    pub watch_interval: Duration,
     /// Keys accepted but unused, and guv's non-fatal problems.
     pub notes: Vec<ConfigNote>,
 }
@@ -93,7 +98,7 @@ pub enum ActuatorConfig {
     Pool,
     /// A command run by `sh -c`, `{role}` and `{count}` replaced (`command`).
     Command(String),
-    /// An `http://` endpoint POSTed `{"role": .., "instances": ..}` (`http`).
+    /// An `http://` or `https://` endpoint POSTed `{"role": .., "instances": ..}` (`http`).
     Http(url::Url),
 }
 
@@ -264,6 +269,7 @@ enum Key {
     Http,
     PollInterval,
     History,
+    WatchInterval,
     Unused,
 }
 
@@ -283,6 +289,7 @@ fn key_of(name: &str) -> Option<(Key, &str)> {
         "http" => (Key::Http, "http"),
         "pollinterval" => (Key::PollInterval, "pollinterval"),
         "history" => (Key::History, "history"),
+        "watchinterval" => (Key::WatchInterval, "watchinterval"),
         "worker" | "w" => (Key::Unused, "worker"),
         other => {
             let known = UNUSED_KEYS.iter().find(|k| **k == other)?;
@@ -373,6 +380,7 @@ impl ScalingConfig {
         let mut config = Self::from_roles(parsed, &notes);
         config.poll_interval = timing.poll_interval;
         config.history = timing.history;
+        config.watch_interval = timing.watch_interval;
         Ok(config)
     }
 
@@ -382,6 +390,7 @@ impl ScalingConfig {
             roles,
             poll_interval: timing.poll_interval,
             history: timing.history,
+            watch_interval: timing.watch_interval,
             notes: notes.to_vec(),
         }
     }
@@ -418,6 +427,7 @@ impl ScalingConfig {
 struct Timing {
     poll_interval: Duration,
     history: Duration,
+    watch_interval: Duration,
 }
 
 impl Default for Timing {
@@ -425,6 +435,7 @@ impl Default for Timing {
         Timing {
             poll_interval: Duration::from_secs(30),
             history: Duration::from_secs(120),
+            watch_interval: Duration::from_millis(250),
         }
     }
 }
@@ -493,10 +504,10 @@ fn actuator(role: &str, key: Key, long: &str, value: &Yaml) -> Result<ActuatorCo
         return Ok(ActuatorConfig::Command(written));
     }
     match url::Url::parse(&written) {
-        Ok(url) if url.scheme() == "http" && url.host_str().is_some() => {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
             Ok(ActuatorConfig::Http(url))
         }
-        _ => Err(invalid(role, long, "an http:// URL")),
+        _ => Err(invalid(role, long, "an http:// or https:// URL")),
     }
 }
 
@@ -549,13 +560,13 @@ fn apply(
                 }
                 role.actuator = actuator(at, key, long, value)?;
             }
-            Key::PollInterval | Key::History => {
-                let d = seconds(at, long, value, false)?;
+            Key::PollInterval | Key::History | Key::WatchInterval => {
+                let d = seconds(at, long, value, key == Key::WatchInterval)?;
                 if at == DEFAULTS_ROLE {
-                    if key == Key::PollInterval {
-                        timing.poll_interval = d;
-                    } else {
-                        timing.history = d;
+                    match key {
+                        Key::PollInterval => timing.poll_interval = d,
+                        Key::History => timing.history = d,
+                        _ => timing.watch_interval = d,
                     }
                 } else {
                     notes.push(ConfigNote::Unused {

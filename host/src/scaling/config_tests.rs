@@ -53,7 +53,27 @@ fn star_defaults_are_copied_and_overridden() {
     assert_eq!(b.queue, "b.IN");
     assert_eq!(config.poll_interval, Duration::from_secs(5));
     assert_eq!(config.history_samples(), 12);
+    assert_eq!(config.watch_interval, Duration::from_millis(250));
     assert!(config.role("*").is_none());
+}
+
+#[test]
+fn the_watch_interval_is_ours_and_may_be_zero() {
+    assert_eq!(
+        parse("'*': {watchinterval: 0.05}\na: {}").watch_interval,
+        Duration::from_millis(50)
+    );
+    assert_eq!(
+        parse("'*': {watchinterval: 0}\na: {}").watch_interval,
+        Duration::ZERO
+    );
+    match ScalingConfig::parse("'*': {watchinterval: -1}") {
+        Err(err) => assert_eq!(
+            err.to_string(),
+            "role '*': key 'watchinterval' must be a number of seconds, 0 or more"
+        ),
+        Ok(config) => panic!("parsed as {config:?}"),
+    }
 }
 
 #[test]
@@ -255,6 +275,7 @@ fn actuators_for_external_workers() {
         "'*': {command: 'scale.sh {role} {count}'}\n\
          a: {}\n\
          b: {http: 'http://127.0.0.1:8080/scale'}\n\
+         s: {http: 'https://scaler.example/scale'}\n\
          c: {q: jobs}\n",
     );
     let actuator = |name: &str| config.role(name).map(|r| r.actuator.clone());
@@ -265,6 +286,10 @@ fn actuators_for_external_workers() {
     assert!(
         matches!(actuator("b"), Some(ActuatorConfig::Http(url)) if url.path() == "/scale"),
         "the role's own key wins over '*'"
+    );
+    assert!(
+        matches!(actuator("s"), Some(ActuatorConfig::Http(url)) if url.scheme() == "https"),
+        "https endpoints are accepted"
     );
     assert!(matches!(actuator("c"), Some(ActuatorConfig::Command(_))));
     assert_eq!(
@@ -277,12 +302,12 @@ fn actuators_for_external_workers() {
             "role 'a': keys 'http' and 'command' exclude each other",
         ),
         (
-            "a: {http: 'https://h/'}",
-            "role 'a': key 'http' must be an http:// URL",
+            "a: {http: 'ftp://h/'}",
+            "role 'a': key 'http' must be an http:// or https:// URL",
         ),
         (
             "a: {http: 'not a url'}",
-            "role 'a': key 'http' must be an http:// URL",
+            "role 'a': key 'http' must be an http:// or https:// URL",
         ),
         (
             "a: {command: ' '}",

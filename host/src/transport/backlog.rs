@@ -20,4 +20,13 @@ pub trait BacklogReader: Send + Sync {
 
     /// How the count is obtained, for logs (`queue length`, `passive queue.declare`, ...).
     fn method(&self) -> &'static str;
+
+    /// Consumers of `queue`, external workers included, where the transport can tell
+    /// (AMQP); `None` elsewhere. Measures the start time of externally scaled roles.
+    fn consumers<'a>(
+        &'a self,
+        _queue: &'a str,
+    ) -> BoxFuture<'a, Result<Option<u64>, TransportError>> {
+        Box::pin(async { Ok(None) })
+    }
 }

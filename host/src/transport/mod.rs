@@ -16,7 +16,7 @@ mod backlog;
 mod confirms;
 mod memory;
 mod mqtt;
-mod tls;
+pub(crate) mod tls;
 mod url;
 
 use std::fmt::Debug;

@@ -66,6 +66,13 @@ impl BacklogReader for AmqpTransport {
     fn method(&self) -> &'static str {
         "passive queue.declare"
     }
+
+    fn consumers<'a>(
+        &'a self,
+        queue: &'a str,
+    ) -> BoxFuture<'a, Result<Option<u64>, TransportError>> {
+        Box::pin(async move { Ok(Some(self.queue_counts(queue).await?.1)) })
+    }
 }
 
 /// Header naming the queue a dead-lettered message was consumed from.
@@ -166,6 +173,11 @@ impl AmqpTransport {
     /// Ready messages in `queue`, by a passive `queue.declare` (`message_count`): exact
     /// now, unlike the management API's statistics, which lag by seconds.
     pub async fn queue_depth(&self, queue: &str) -> Result<u64, TransportError> {
+        Ok(self.queue_counts(queue).await?.0)
+    }
+
+    /// Ready messages and consumers of `queue`, by a passive `queue.declare`.
+    pub async fn queue_counts(&self, queue: &str) -> Result<(u64, u64), TransportError> {
         let mut slot = self.inspecting.lock().await;
         let channel = match slot.as_ref().filter(|c| c.status().connected()) {
             Some(c) => c.clone(),
@@ -183,7 +195,7 @@ impl AmqpTransport {
             .queue_declare(queue.into(), options, FieldTable::default())
             .await
         {
-            Ok(q) => Ok(u64::from(q.message_count())),
+            Ok(q) => Ok((u64::from(q.message_count()), u64::from(q.consumer_count()))),
             Err(e) => {
                 *slot = None;
                 Err(self.session.failed(queue, e))
