@@ -5,11 +5,12 @@
 
 use std::process::Command;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use wasmflo_host::deploy::{SigningKey, deliver};
+use wasmflo_host::message::Message;
 use wasmflo_host::transport::{BrokerUrl, MqttTransport};
 
-use crate::brokers::{MQTT, Running, broker, cli, client, consume, role, scratch};
+use crate::brokers::{MQTT, Running, broker, cli, client, consume, next, role, scratch};
 use crate::edge::{ask, component, edge, keygen};
 use crate::support::DEADLINE;
 
@@ -72,9 +73,18 @@ async fn a_restarted_edge_host_runs_its_last_deployment_and_refuses_its_replay()
     e.stdout_line(&format!("ready {r}")).await;
     // The deployment still retained on the broker arrives again: a replay now.
     e.stderr_line("deployment 5 rejected").await;
+    // At least once: the input answered just before the kill may not have been acked,
+    // and comes again (answered by the deployed code too, never by Repeat's `22.3333`).
+    t.send_to_queue(&format!("{r}.IN"), Message::json_text("-1.04"))
+        .await
+        .expect("send");
+    let mut answer = serde_json::from_slice::<Value>(&next(&mut out).await.data).expect("JSON");
+    if answer == json!("Temperature: 22.3 C") {
+        answer = serde_json::from_slice(&next(&mut out).await.data).expect("JSON");
+    }
     assert_eq!(
-        ask(&t, &mut out, &r, "22.3333").await,
-        json!("Temperature: 22.3 C"),
+        answer,
+        json!("Temperature: -1.0 C"),
         "the restarted edge host runs the deployed component, not its file"
     );
     let v = deliver(&send, &r, five, DEADLINE, 1)
