@@ -1,9 +1,10 @@
 //! Edge host benchmark: messages/s of the same component under wasmi (edge host) and
-//! wasmtime (server host) in one run, the edge host's peak heap per example participant
+//! wasmtime (server host) in one run, the edge host's MQTT participant over the local
+//! Mosquitto, the edge host's peak heap per example participant
 //! (a counting global allocator), and the device image's RAM and flash as booted in qemu.
 //!
 //! `WASMFLO_BENCH_QUICK=1` runs fewer messages (CI). Run with
-//! `cargo bench -p wasmflo-edge --bench edge`.
+//! `cargo bench -p wasmflo-edge --bench edge [-- SECTION]` (throughput, mqtt, heap, device).
 // The counting allocator is the one place a global allocator needs `unsafe`.
 #![allow(unsafe_code)]
 #![allow(clippy::expect_used, clippy::panic, reason = "benchmark binary")]
@@ -277,11 +278,127 @@ fn device_figures(quick: bool) {
     }
 }
 
+/// Messages/s through the formatter on the edge host's MQTT participant (in this process,
+/// on its own thread and current-thread runtime, as the binary runs it) over the local
+/// Mosquitto: `messages` inputs with at most 500 unanswered (Mosquitto drops a client's
+/// queued messages beyond `max_queued_messages`), each acked after its output's PUBACK.
+/// Skipped without a broker on 127.0.0.1:1883.
+fn mqtt_rate(messages: usize) {
+    use wasmflo_host::message::Message;
+    const BROKER: &str = "mqtt://127.0.0.1:1883";
+    if std::net::TcpStream::connect("127.0.0.1:1883").is_err() {
+        println!("MQTT: no broker on 127.0.0.1:1883; skipped");
+        return;
+    }
+    let role = format!("benchedge{}", std::process::id());
+    let path = common::component("temperature/Format");
+    let options = wasmflo_edge::mqtt::Options {
+        role: role.clone(),
+        component: std::fs::read(&path).expect("read"),
+        source: path.display().to_string(),
+        broker: format!("{BROKER}?clean=true"),
+        ca_file: None,
+        limits: wasmflo_edge::Limits::default(),
+        trust: Vec::new(),
+        sequence: 0,
+        state: None,
+        max_deploy: 1 << 20,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let t = wasmflo_host::transport::connect(
+            &format!("{BROKER}?clean=true"),
+            &format!("wasmflo-bench-{role}"),
+        )
+        .await
+        .expect("connect");
+        t.declare_queue("fbp").await.expect("declare");
+        let mut fbp = t.subscribe("fbp").await.expect("subscribe");
+        let out_queue = format!("{role}.OUT");
+        t.declare_queue(&out_queue).await.expect("declare");
+        let mut out = t.subscribe(&out_queue).await.expect("subscribe");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let edge = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(wasmflo_edge::mqtt::run(options, async {
+                let _ = stopped.await;
+            }))
+        });
+        // Announced once every inport is subscribed.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let d = tokio::time::timeout_at(deadline, fbp.next())
+                .await
+                .expect("the edge host announces itself")
+                .expect("subscription open");
+            let announced = String::from_utf8_lossy(&d.message.data).contains(&role);
+            d.ack();
+            if announced {
+                break;
+            }
+        }
+        let input = t.publisher(&format!("{role}.IN")).await.expect("publisher");
+        let began = Instant::now();
+        let mut answered = 0;
+        for i in 0..messages {
+            input
+                .publish(Message::json_text(format!("{i}.25")))
+                .await
+                .expect("send");
+            if i + 1 - answered >= 500 {
+                answer(&mut out).await;
+                answered += 1;
+            }
+        }
+        while answered < messages {
+            answer(&mut out).await;
+            answered += 1;
+        }
+        let rate = messages as f64 / began.elapsed().as_secs_f64();
+        let _ = stop.send(());
+        edge.join().expect("edge thread").expect("edge host ran");
+        println!(
+            "MQTT participant, temperature/Format over the local Mosquitto, {messages} messages, at most 500 unanswered:"
+        );
+        println!("  edge host (wasmi)     {rate:>10.0} msg/s");
+    });
+}
+
+/// Takes one answer (acked), failing after a minute without one.
+async fn answer(out: &mut wasmflo_host::transport::Subscription) {
+    let d = tokio::time::timeout(std::time::Duration::from_secs(60), out.next())
+        .await
+        .expect("an answer")
+        .expect("subscription open");
+    d.ack();
+}
+
 fn main() {
     let quick = std::env::var_os("WASMFLO_BENCH_QUICK").is_some_and(|v| v == "1");
-    // cargo bench passes `--bench`; any other argument would be a filter, which this ignores.
+    // cargo bench passes `--bench`; another argument picks the sections whose name
+    // contains it (throughput, mqtt, heap, device).
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
+    let run = |section: &str| section.contains(filter.as_str());
     let messages = if quick { 2_000 } else { 50_000 };
-    throughput(messages);
-    peak_heap();
-    device_figures(quick);
+    if run("throughput") {
+        throughput(messages);
+    }
+    if run("mqtt") {
+        mqtt_rate(if quick { 1_000 } else { 5_000 });
+    }
+    if run("heap") {
+        peak_heap();
+    }
+    if run("device") {
+        device_figures(quick);
+    }
 }

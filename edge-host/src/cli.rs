@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! wasmflo-edge ROLE=COMPONENT.wasm [--input PORT=PAYLOAD | --timer ID]... [--fuel N] [--memory BYTES]
-//! wasmflo-edge ROLE=COMPONENT.wasm --broker mqtt://HOST[:PORT][?client_id=ID&clean=true&shared=GROUP]
-//!     [--trust PUBKEYFILE]... [--sequence N] [--max-deploy BYTES] [--fuel N] [--memory BYTES]
+//! wasmflo-edge ROLE=COMPONENT.wasm --broker mqtt[s]://HOST[:PORT][?client_id=ID&clean=true&shared=GROUP]
+//!     [--ca-file PEM] [--trust PUBKEYFILE]... [--sequence N] [--state DIR] [--max-deploy BYTES] [--fuel N] [--memory BYTES]
 //! ```
 //!
 //! Locally it loads the component, calls `start`, then makes each call in command-line
@@ -14,9 +14,12 @@
 //! `ROLE: timer ...`.
 //!
 //! With `--broker` it is a MsgFlo participant until Ctrl-C or SIGTERM (see
-//! [`crate::mqtt`]); `--trust` (a file holding an ed25519 public key as 64 hex digits,
+//! [`crate::mqtt`]); `mqtts://` trusts the system's CAs and those of `--ca-file`
+//! (default: the `WASMFLO_CA_FILE` environment variable); `--trust` (a file holding an ed25519 public key as 64 hex digits,
 //! as `wasmflo deploy --keygen` writes it; repeatable) accepts signed deployments above
 //! sequence `--sequence` (default 0) of at most `--max-deploy` bytes (default 1 MiB).
+//! `--state DIR` keeps the last accepted deployment in `DIR/ROLE.deployment`: a restart
+//! runs that component and refuses deployments at or below its sequence.
 //!
 //! Exit status: 0, or 1 when the component cannot be loaded or the broker fails, 2 for
 //! bad usage. Kept in the library so a test package can run it under its own binary name.
@@ -29,7 +32,7 @@ use std::{eprintln, format, println};
 use crate::{CallOutcome, Component, Engine, Limits, Message, TimerCommand};
 
 const USAGE: &str = "usage: wasmflo-edge ROLE=COMPONENT.wasm [--input PORT=PAYLOAD | --timer ID]... [--fuel N] [--memory BYTES]
-       wasmflo-edge ROLE=COMPONENT.wasm --broker mqtt://HOST[:PORT] [--trust PUBKEYFILE]... [--sequence N] [--max-deploy BYTES]";
+       wasmflo-edge ROLE=COMPONENT.wasm --broker mqtt[s]://HOST[:PORT] [--ca-file PEM] [--trust PUBKEYFILE]... [--sequence N] [--state DIR] [--max-deploy BYTES]";
 
 /// One call to make, in command-line order.
 #[derive(Debug)]
@@ -45,8 +48,10 @@ struct Args {
     steps: Vec<Step>,
     limits: Limits,
     broker: Option<String>,
+    ca_file: Option<String>,
     trust: Vec<String>,
     sequence: u64,
+    state: Option<String>,
     max_deploy: u64,
 }
 
@@ -87,8 +92,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         steps: Vec::new(),
         limits: Limits::default(),
         broker: None,
+        ca_file: None,
         trust: Vec::new(),
         sequence: 0,
+        state: None,
         max_deploy: 1 << 20,
     };
     while let Some(flag) = args.next() {
@@ -115,8 +122,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .map_err(|_| format!("--memory: `{v}` is too large"))?;
             }
             "--broker" => parsed.broker = Some(value()?),
+            "--ca-file" => parsed.ca_file = Some(value()?),
             "--trust" => parsed.trust.push(value()?),
             "--sequence" => parsed.sequence = number("--sequence", &value()?)?,
+            "--state" => parsed.state = Some(value()?),
             "--max-deploy" => parsed.max_deploy = bytes("--max-deploy", &value()?)?,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option `{other}`\n{USAGE}")),
@@ -130,6 +139,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     if parsed.broker.is_none() && !parsed.trust.is_empty() {
         return Err(format!(
             "--trust needs --broker (deployments come over MQTT)\n{USAGE}"
+        ));
+    }
+    if parsed.state.is_some() && parsed.trust.is_empty() {
+        return Err(format!(
+            "--state keeps deployments: it needs --trust\n{USAGE}"
         ));
     }
     Ok(parsed)
@@ -247,9 +261,14 @@ fn participant(args: Args, broker: String, component: Vec<u8>) -> Result<(), Str
         component,
         source: args.path,
         broker,
+        ca_file: args
+            .ca_file
+            .or_else(|| std::env::var("WASMFLO_CA_FILE").ok())
+            .map(std::path::PathBuf::from),
         limits: args.limits,
         trust,
         sequence: args.sequence,
+        state: args.state.map(std::path::PathBuf::from),
         max_deploy: args.max_deploy,
     };
     let rt = tokio::runtime::Builder::new_current_thread()

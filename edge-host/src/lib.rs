@@ -38,6 +38,8 @@
 //! - [`cli`] (feature `std`): the `wasmflo-edge` command;
 //! - [`ota`] (feature `ota`): signed deployments — manifest, ed25519 signature, sha256,
 //!   trusted keys, replay protection, size limit;
+//! - [`store`] (feature `ota`): [`store::DeploymentStore`], where the last accepted
+//!   deployment (sequence, component) survives restarts — in memory, or in a file (`std`);
 //! - [`limits`]: [`Limits`] and the memory limiter;
 //! - [`message`], [`definition`], [`fault`], [`error`]: the shared vocabulary;
 //! - [`fuzzing`]: the fuzz target's entry point (`edge-host/fuzz/`), also run by a test.
@@ -47,8 +49,9 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `std` | yes | `std::error::Error` impls, wasmi's `std` mode, and the `wasmflo-edge` binary (a local runner) |
-//! | `mqtt` | yes | (implies `std`) [`mqtt`]: the binary's MsgFlo participant over MQTT (rumqttc without TLS, a current-thread tokio runtime, serde_json) |
-//! | `ota` | yes | [`ota`]: signed over-the-air deployment (ed25519-compact, sha2; both no_std) |
+//! | `mqtt` | yes | (implies `std`) [`mqtt`]: the binary's MsgFlo participant over MQTT (rumqttc, a current-thread tokio runtime, serde_json) |
+//! | `tls` | yes | (implies `mqtt`) `mqtts://` in the MQTT mode: rustls on ring, the system's CAs and `--ca-file` |
+//! | `ota` | yes | [`ota`]: signed over-the-air deployment (ed25519-compact, sha2; both no_std) and [`store`], where the last one survives restarts |
 //! | `portable-dispatch` | no | wasmi's loop dispatch; needed on riscv32, where tail-call dispatch would grow the native stack with every guest instruction (the device image enables it) |
 //!
 //! Without default features the crate builds for `riscv32imac-unknown-none-elf`
@@ -82,6 +85,8 @@ pub mod mqtt;
 #[cfg(feature = "ota")]
 pub mod ota;
 pub mod participant;
+#[cfg(feature = "ota")]
+pub mod store;
 mod unpack;
 
 pub use definition::{Definition, PortDef};

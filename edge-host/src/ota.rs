@@ -18,6 +18,7 @@
 //! component is then loaded and started by [`Participant::deploy`](crate::Participant::deploy),
 //! which swaps it in between two calls, or keeps the old one if anything fails.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -27,6 +28,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::LoadError;
 use crate::fault::Fault;
+use crate::store::{DeploymentStore, StoreError};
 
 /// The first line of every manifest.
 pub const MAGIC: &str = "wasmflo-deploy 1";
@@ -243,6 +245,9 @@ pub enum OtaError {
     },
     /// The bytes received are not a deployment envelope (see [`Deployment::parse`]).
     BadEnvelope(String),
+    /// The deployment could not be recorded in the [`DeploymentStore`], so it is not
+    /// swapped in (a restart could forget its sequence).
+    Store(StoreError),
 }
 
 impl fmt::Display for OtaError {
@@ -270,6 +275,7 @@ impl fmt::Display for OtaError {
                 fault.kind, fault.detail
             ),
             OtaError::BadEnvelope(what) => write!(f, "not a deployment: {what}"),
+            OtaError::Store(e) => write!(f, "deployment not recorded: {e}"),
         }
     }
 }
@@ -277,13 +283,26 @@ impl fmt::Display for OtaError {
 #[cfg(feature = "std")]
 impl std::error::Error for OtaError {}
 
-/// Decides which deployments a participant accepts: trusted keys, role, sequence, size.
-#[derive(Debug, Clone)]
+/// Decides which deployments a participant accepts: trusted keys, role, sequence, size;
+/// and records the accepted ones in its [`DeploymentStore`], if it has one.
 pub struct Deployer {
     role: String,
     trusted: Vec<[u8; 32]>,
     sequence: u64,
     max_size: u64,
+    store: Option<Box<dyn DeploymentStore>>,
+}
+
+impl fmt::Debug for Deployer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deployer")
+            .field("role", &self.role)
+            .field("trusted", &self.trusted.len())
+            .field("sequence", &self.sequence)
+            .field("max_size", &self.max_size)
+            .field("store", &self.store.is_some())
+            .finish()
+    }
 }
 
 impl Deployer {
@@ -295,7 +314,23 @@ impl Deployer {
             trusted,
             sequence,
             max_size,
+            store: None,
         }
+    }
+
+    /// Records accepted deployments in `store` from now on, and raises the sequence to
+    /// the stored one if that is higher (the floor survives restarts). Returns the
+    /// stored deployment, whose component (if kept) is what the device should run.
+    pub fn with_store(
+        mut self,
+        mut store: Box<dyn DeploymentStore>,
+    ) -> Result<(Self, Option<crate::store::Stored>), StoreError> {
+        let stored = store.load()?;
+        if let Some(s) = &stored {
+            self.sequence = self.sequence.max(s.sequence);
+        }
+        self.store = Some(store);
+        Ok((self, stored))
     }
 
     /// The last accepted sequence number.
@@ -341,9 +376,16 @@ impl Deployer {
         Ok(manifest)
     }
 
-    /// Records `manifest` as accepted: later deployments must have a higher sequence.
-    pub(crate) fn accept(&mut self, manifest: &Manifest) {
+    /// Records `manifest` as accepted (in the store first, if any): later deployments
+    /// must have a higher sequence.
+    pub(crate) fn accept(&mut self, manifest: &Manifest, component: &[u8]) -> Result<(), OtaError> {
+        if let Some(store) = &mut self.store {
+            store
+                .store(manifest.sequence, component)
+                .map_err(OtaError::Store)?;
+        }
         self.sequence = manifest.sequence;
+        Ok(())
     }
 }
 

@@ -216,7 +216,9 @@ impl Participant {
             }
             calls.push((port.clone(), outcome));
         }
-        deployer.accept(&manifest);
+        // Recorded before the swap: a device must not run code whose sequence a
+        // restart could forget.
+        deployer.accept(&manifest, deployment.component)?;
         self.component = component;
         self.instance = Some(instance);
         Ok(calls)

@@ -5,6 +5,9 @@ mod common;
 
 use ed25519_compact::{KeyPair, Seed};
 use wasmflo_edge::ota::{Deployer, Deployment, Envelope, Manifest, OtaError};
+use wasmflo_edge::store::{
+    DeploymentStore, FileDeploymentStore, MemoryDeploymentStore, StoreError, Stored,
+};
 use wasmflo_edge::{Engine, FaultKind, Limits, Message, Participant};
 
 struct Signed {
@@ -188,4 +191,85 @@ fn a_poisoned_instance_is_recreated_with_its_parameters() {
         json(out(&mut p, "\"b\"")),
         serde_json::json!({"echo": "b", "param": 5, "count": 1})
     );
+}
+
+/// A store whose writes fail, as a worn-out flash would.
+struct BrokenStore;
+
+impl DeploymentStore for BrokenStore {
+    fn load(&mut self) -> Result<Option<Stored>, StoreError> {
+        Ok(None)
+    }
+
+    fn store(&mut self, _: u64, _: &[u8]) -> Result<(), StoreError> {
+        Err(StoreError::Io {
+            op: "write",
+            at: "flash".into(),
+            detail: "worn out".into(),
+        })
+    }
+}
+
+#[test]
+fn the_last_deployment_survives_a_restart_through_its_store() {
+    let repeat = std::fs::read(common::component("core/Repeat")).expect("read");
+    let format = std::fs::read(common::component("temperature/Format")).expect("read");
+    let trusted = keys(1);
+    let dir = std::env::temp_dir().join(format!("wasmflo-edge-ota-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("fmt.deployment");
+    let _ = std::fs::remove_file(&path);
+    let deployer = || Deployer::new("fmt", vec![*trusted.pk], 0, 1 << 20);
+
+    let (mut p, _) = Participant::new(&Engine::new(), &repeat, Limits::default()).expect("load");
+    let (d, stored) = deployer()
+        .with_store(Box::new(FileDeploymentStore::new(&path)))
+        .expect("empty store");
+    assert_eq!(stored, None);
+    p.accept_deployments(d);
+    let five = Signed::new(&trusted, "fmt", 5, &format);
+    p.deploy(&five.deployment()).expect("deploy");
+
+    // The restart: a new participant from what the store kept, its sequence the floor.
+    let (d, stored) = deployer()
+        .with_store(Box::new(FileDeploymentStore::new(&path)))
+        .expect("stored");
+    let stored = stored.expect("a deployment");
+    assert_eq!(stored.sequence, 5);
+    assert_eq!(d.sequence(), 5);
+    let (mut p, _) = Participant::new(
+        &Engine::new(),
+        &stored.component.expect("component kept"),
+        Limits::default(),
+    )
+    .expect("load");
+    p.accept_deployments(d);
+    assert_eq!(out(&mut p, "22.3333"), b"\"Temperature: 22.3 C\"");
+    assert!(matches!(
+        p.deploy(&five.deployment()),
+        Err(OtaError::Replay {
+            sequence: 5,
+            current: 5
+        })
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A deployment the store cannot record is not swapped in.
+    let (mut p, _) = Participant::new(&Engine::new(), &repeat, Limits::default()).expect("load");
+    let (d, _) = deployer().with_store(Box::new(BrokenStore)).expect("load");
+    p.accept_deployments(d);
+    assert!(matches!(
+        p.deploy(&five.deployment()),
+        Err(OtaError::Store(StoreError::Io { .. }))
+    ));
+    assert_eq!(out(&mut p, "22.3333"), b"22.3333");
+    assert_eq!(p.sequence(), Some(0));
+
+    // A sequence-only store (a device without room for a second component) still
+    // keeps the floor.
+    let mut memory = MemoryDeploymentStore::sequence_only();
+    memory.store(7, &format).expect("store");
+    let (d, stored) = deployer().with_store(Box::new(memory)).expect("load");
+    assert_eq!(d.sequence(), 7);
+    assert_eq!(stored.and_then(|s| s.component), None);
 }

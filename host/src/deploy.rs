@@ -21,8 +21,9 @@
 //! to the last deployment. Replays are the edge host's to refuse: it accepts only a
 //! sequence above the last one it accepted (and the one it runs, seen again after a
 //! reconnection, is ignored). Every edge host of the role publishes its verdict to
-//! `wasmflo/deploy/R/status` ([`Verdict`]); a rejected deployment is cleared from the
-//! broker by the sender, so devices do not re-check it on every reconnection.
+//! `wasmflo/deploy/R/status` ([`Verdict`], naming the host by its MQTT client id); the
+//! sender waits for as many as it expects, and a deployment no host accepted is cleared
+//! from the broker, so devices do not re-check it on every reconnection.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -183,6 +184,10 @@ pub struct Verdict {
     pub role: String,
     /// The reporting participant's instance id.
     pub id: String,
+    /// The reporting edge host's MQTT client id (stable across its restarts); absent
+    /// from older edge hosts.
+    #[serde(default)]
+    pub client: Option<String>,
     /// [`deployment_id`] of the deployment judged.
     pub deployment: String,
     /// Its sequence, when the manifest could be read.
@@ -198,14 +203,25 @@ pub struct Verdict {
     pub reason: Option<String>,
 }
 
-/// Publishes `envelope` (retained) for `role` and waits up to `wait` for the first
-/// verdict on it; a rejected deployment is cleared from the broker.
+impl Verdict {
+    /// Who judged: the client id, or the instance id of an edge host that sends none.
+    pub fn host(&self) -> &str {
+        self.client.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// Publishes `envelope` (retained) for `role` and waits up to `wait` for verdicts on it
+/// from `expect` edge hosts (told apart by [`Verdict::host`]); returns those that came,
+/// fewer than `expect` if the time ran out. Unless one of them accepted it, the
+/// deployment is cleared from the broker, so devices do not re-check a bad one on every
+/// reconnection.
 pub async fn deliver(
     transport: &MqttTransport,
     role: &str,
     envelope: Vec<u8>,
     wait: Duration,
-) -> Result<Verdict, DeployError> {
+    expect: usize,
+) -> Result<Vec<Verdict>, DeployError> {
     let status = status_topic(role);
     transport.declare_queue(&status).await?;
     let mut verdicts = transport.subscribe(&status).await?;
@@ -214,31 +230,35 @@ pub async fn deliver(
         .publish_retained(&deploy_topic(role), Bytes::from(envelope))
         .await?;
     let deadline = tokio::time::Instant::now() + wait;
-    loop {
+    let mut got: Vec<Verdict> = Vec::new();
+    while got.len() < expect.max(1) {
         let next = tokio::time::timeout_at(deadline, verdicts.next()).await;
         let delivery = match next {
             Ok(Some(d)) => d,
             Ok(None) => return Err(TransportError::Closed.into()),
-            Err(_) => {
-                return Err(DeployError::NoVerdict {
-                    role: role.to_string(),
-                    waited: wait,
-                });
-            }
+            Err(_) => break,
         };
         let verdict = serde_json::from_slice::<Verdict>(&delivery.message.data);
         delivery.ack();
         match verdict {
-            Ok(v) if v.deployment == id => {
-                if !v.accepted {
-                    clear(transport, role).await?;
-                }
-                return Ok(v);
+            // A host judging it again (after a reconnection) counts once.
+            Ok(v) if v.deployment == id && got.iter().all(|g| g.host() != v.host()) => {
+                got.push(v);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!("ignoring a malformed verdict on {status}: {e}"),
         }
     }
+    if got.is_empty() {
+        return Err(DeployError::NoVerdict {
+            role: role.to_string(),
+            waited: wait,
+        });
+    }
+    if !got.iter().any(|v| v.accepted) {
+        clear(transport, role).await?;
+    }
+    Ok(got)
 }
 
 /// Removes the retained deployment of `role` from the broker.

@@ -22,14 +22,14 @@ use crate::brokers::{
 };
 use crate::support::DEADLINE;
 
-fn edge(spec: &str, extra: &[&str]) -> Running {
+pub(crate) fn edge(spec: &str, extra: &[&str]) -> Running {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmflo-edge-test-cli"));
     cmd.arg(spec).args(["--broker", MQTT]).args(extra);
     cmd.env("MSGFLO_DISCOVERY_PERIOD", "1");
     Running::spawn(cmd)
 }
 
-fn component(name: &str) -> PathBuf {
+pub(crate) fn component(name: &str) -> PathBuf {
     wasmflo_host::component::components_dir().join(format!("{name}.wasm"))
 }
 
@@ -339,7 +339,7 @@ fn deploy(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn keygen(path: &std::path::Path) -> String {
+pub(crate) fn keygen(path: &std::path::Path) -> String {
     let _ = std::fs::remove_file(path);
     let out = cli()
         .args(["deploy", "--keygen"])
@@ -355,7 +355,12 @@ fn keygen(path: &std::path::Path) -> String {
 }
 
 /// The output `probe` gets for `input` on `role.IN`.
-async fn ask(t: &Arc<dyn Transport>, out: &mut Subscription, role: &str, input: &str) -> Value {
+pub(crate) async fn ask(
+    t: &Arc<dyn Transport>,
+    out: &mut Subscription,
+    role: &str,
+    input: &str,
+) -> Value {
     t.send_to_queue(&format!("{role}.IN"), Message::json_text(input.to_string()))
         .await
         .expect("send");
@@ -525,9 +530,10 @@ async fn signed_deployments_over_mqtt_swap_the_code_and_bad_ones_are_rejected() 
         .expect("connect");
     let signer = SigningKey::read(&key).expect("key");
     let other_role = signer.envelope("elsewhere", 9, &std::fs::read(&repeat).expect("read"));
-    let verdict = deliver(&sender, &r, other_role, DEADLINE)
+    let verdict = deliver(&sender, &r, other_role, DEADLINE, 1)
         .await
-        .expect("verdict");
+        .expect("verdict")
+        .remove(0);
     assert!(!verdict.accepted);
     assert!(
         verdict
@@ -548,9 +554,11 @@ async fn signed_deployments_over_mqtt_swap_the_code_and_bad_ones_are_rejected() 
         &r,
         signer.envelope(&r, 5, &std::fs::read(&repeat).expect("read")),
         DEADLINE,
+        1,
     )
     .await
-    .expect("verdict");
+    .expect("verdict")
+    .remove(0);
     assert!(v.accepted && v.sequence == Some(5), "{v:?}");
     assert_eq!(ask(&t, &mut out, &r, "7").await, json!(7));
     wasmflo_host::deploy::clear(&sender, &r)

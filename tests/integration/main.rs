@@ -9,6 +9,7 @@ mod cache;
 mod cli;
 mod coordinator;
 mod edge;
+mod edge_deploy;
 mod fault_injection;
 mod faults;
 mod fbp_oracle;

@@ -165,3 +165,53 @@ async fn amqps_participant_through_a_tls_terminator() {
     let probe = client(plain).await;
     participant_over_tls(&url, &pki.ca(), probe).await;
 }
+
+/// The edge host's MQTT mode over TLS: refused without the CA (naming the broker),
+/// serving with `--ca-file`.
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtts_edge_participant_with_a_private_ca() {
+    let pki = pki(&role("edge-mqtts"));
+    let Some(mosquitto) = TlsMosquitto::start(&pki) else {
+        return;
+    };
+    let url = format!("mqtts://127.0.0.1:{}", mosquitto.port);
+    let mut parsed = BrokerUrl::parse(&format!("{url}?clean=true")).expect("URL");
+    parsed.ca_file = Some(pki.ca());
+    let probe = parsed
+        .connect(&format!("wasmflo-test-{}", role("c")))
+        .await
+        .expect("TLS client connects");
+    let r = role("etls");
+    let mut out = consume(&probe, &format!("{r}.OUT")).await;
+    let spec = format!(
+        "{r}={}",
+        wasmflo_host::component::components_dir()
+            .join("core/Repeat.wasm")
+            .display()
+    );
+    let edge = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmflo-edge-test-cli"));
+        cmd.args([spec.as_str(), "--broker", url.as_str()])
+            .env_remove("WASMFLO_CA_FILE");
+        cmd
+    };
+
+    let refused = edge().output().expect("wasmflo-edge runs");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("mqtts://127.0.0.1:{}", mosquitto.port)),
+        "names the broker: {stderr}"
+    );
+
+    let mut cmd = edge();
+    cmd.arg("--ca-file").arg(pki.ca());
+    let mut e = Running::spawn(cmd);
+    e.stdout_line(&format!("ready {r}")).await;
+    probe
+        .send_to_queue(&format!("{r}.IN"), Message::json_text("42"))
+        .await
+        .expect("send");
+    assert_eq!(&next(&mut out).await.data[..], b"42");
+    assert!(e.interrupt().success(), "stops cleanly on Ctrl-C");
+}

@@ -23,13 +23,21 @@
 //! With feature `ota` and at least one trusted key, deployments published to
 //! `wasmflo/deploy/ROLE` (by `wasmflo deploy`) are verified by the participant's
 //! [`Deployer`](crate::ota::Deployer) and swapped in between two messages; each verdict is
-//! logged and published to `wasmflo/deploy/ROLE/status` (see [`wire::Verdict`]).
+//! logged and published to `wasmflo/deploy/ROLE/status` (see [`wire::Verdict`]). With
+//! `--state DIR` each accepted deployment (sequence and component) is written to
+//! `DIR/ROLE.deployment` before the swap is reported, and a restart runs that component
+//! and refuses deployments at or below its sequence (see [`crate::store`]).
 //!
-//! Module map: `url` (the broker URL), [`wire`] (topics and JSON, pure), [`acks`] (when a
+//! With feature `tls`, `mqtts://` connects over TLS (rustls), trusting the system's CAs
+//! and those of `--ca-file` (or `WASMFLO_CA_FILE`), as the server host does.
+//!
+//! Module map: `url` (the broker URL), `tls` (the rustls configuration), [`wire`] (topics and JSON, pure), [`acks`] (when a
 //! delivery may be acked, sans-IO), `session` (the loop that moves bytes).
 
 pub mod acks;
 mod session;
+#[cfg(feature = "tls")]
+mod tls;
 mod url;
 pub mod wire;
 
@@ -52,15 +60,21 @@ pub struct Options {
     pub component: Vec<u8>,
     /// Where they came from, for errors.
     pub source: String,
-    /// `mqtt://...`
+    /// `mqtt://...` or `mqtts://...`
     pub broker: String,
+    /// PEM CA certificates trusted for `mqtts://` beside the system's (`--ca-file`);
+    /// unused with `mqtt://`.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Fuel and memory per instance.
     pub limits: Limits,
     /// ed25519 public keys whose deployments are accepted; none: deployments are not
     /// subscribed to.
     pub trust: Vec<[u8; 32]>,
-    /// The sequence deployments must be above.
+    /// The sequence deployments must be above (at least; a stored one may be higher).
     pub sequence: u64,
+    /// Where the last accepted deployment is kept across restarts (`--state DIR`; the
+    /// file `DIR/ROLE.deployment`); none: in memory only.
+    pub state: Option<std::path::PathBuf>,
     /// Largest deployed component accepted, in bytes.
     pub max_deploy: u64,
 }
@@ -96,6 +110,12 @@ pub enum MqttError {
     },
     /// Deployments were asked for, but this build has no `ota` feature.
     NoOta,
+    /// The deployment state (`--state`) cannot be read or prepared.
+    #[cfg(feature = "ota")]
+    State {
+        /// Why.
+        error: crate::store::StoreError,
+    },
     /// The MQTT client stopped.
     Closed,
 }
@@ -114,9 +134,11 @@ impl fmt::Display for MqttError {
                 write!(f, "the broker refused the subscription to '{topic}'")
             }
             MqttError::NoOta => {
-                f.write_str("--trust needs the `ota` feature, which this build lacks")
+                f.write_str("--trust and --state need the `ota` feature, which this build lacks")
             }
             MqttError::Closed => f.write_str("the MQTT client stopped"),
+            #[cfg(feature = "ota")]
+            MqttError::State { error } => write!(f, "deployment state: {error}"),
         }
     }
 }

@@ -31,37 +31,31 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), MqttError> {
     let url = BrokerUrl::parse(&options.broker)?;
-    let (participant, started) =
-        Participant::new(&Engine::new(), &options.component, options.limits).map_err(|error| {
-            MqttError::Load {
-                source: options.source.clone(),
-                error,
-            }
-        })?;
     let deploys = !options.trust.is_empty();
+    #[cfg(not(feature = "ota"))]
+    if deploys || options.state.is_some() {
+        return Err(MqttError::NoOta);
+    }
+    #[cfg(feature = "ota")]
+    let (deployer, component, source) = deployer(&options, deploys)?;
+    #[cfg(not(feature = "ota"))]
+    let (component, source) = (options.component.clone(), options.source.clone());
+    let (participant, started) = Participant::new(&Engine::new(), &component, options.limits)
+        .map_err(|error| MqttError::Load { source, error })?;
     #[cfg(feature = "ota")]
     let participant = {
         let mut participant = participant;
-        if deploys {
-            participant.accept_deployments(crate::ota::Deployer::new(
-                &options.role,
-                options.trust.clone(),
-                options.sequence,
-                options.max_deploy,
-            ));
+        if let Some(deployer) = deployer {
+            participant.accept_deployments(deployer);
         }
         participant
     };
-    #[cfg(not(feature = "ota"))]
-    if deploys {
-        return Err(MqttError::NoOta);
-    }
     let role = options.role.clone();
     let client_id = url
         .client_id
         .clone()
         .unwrap_or_else(|| format!("wasmflo-edge-{role}"));
-    let mut mqtt = MqttOptions::new(client_id, url.host.clone(), url.port);
+    let mut mqtt = MqttOptions::new(client_id.clone(), url.host.clone(), url.port);
     // The server host's packet limit, or more if the largest deployment accepted (one
     // packet) needs it: a larger packet would fail the connection, again on every retry.
     let packet = usize::try_from(options.max_deploy)
@@ -76,12 +70,20 @@ pub async fn run(
     if let Some(user) = &url.user {
         mqtt.set_credentials(user.clone(), url.password.clone().unwrap_or_default());
     }
+    #[cfg(feature = "tls")]
+    if url.tls {
+        let config = super::tls::client_config(options.ca_file.as_deref(), &url.redacted())?;
+        mqtt.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(config),
+        ));
+    }
     let (client, eventloop) = AsyncClient::new(mqtt, 256);
     let (tx, events) = mpsc::unbounded_channel();
     let driver = tokio::spawn(drive(eventloop, tx));
-    let version = version(&options.component);
+    let version = version(&component);
     let mut s = Session {
         id: wire::instance_id(&role),
+        client_id,
         role,
         url: url.redacted(),
         group: url.shared.clone(),
@@ -108,6 +110,74 @@ pub async fn run(
     let result = s.serve(started, shutdown).await;
     driver.abort();
     result
+}
+
+/// The deployer (with its store, under `--state`) and the component to start from: the
+/// last deployed one if the store keeps it and it loads, else the file given.
+#[cfg(feature = "ota")]
+fn deployer(
+    options: &Options,
+    deploys: bool,
+) -> Result<(Option<crate::ota::Deployer>, Vec<u8>, String), MqttError> {
+    use crate::store::FileDeploymentStore;
+    let file = (options.component.clone(), options.source.clone());
+    if !deploys {
+        return Ok((None, file.0, file.1));
+    }
+    let deployer = crate::ota::Deployer::new(
+        &options.role,
+        options.trust.clone(),
+        options.sequence,
+        options.max_deploy,
+    );
+    let Some(dir) = &options.state else {
+        return Ok((Some(deployer), file.0, file.1));
+    };
+    let state = |error| MqttError::State { error };
+    std::fs::create_dir_all(dir).map_err(|e| {
+        state(crate::store::StoreError::Io {
+            op: "create the directory",
+            at: dir.display().to_string(),
+            detail: e.to_string(),
+        })
+    })?;
+    let store = FileDeploymentStore::new(dir.join(format!("{}.deployment", options.role)));
+    let path = store.path().display().to_string();
+    let (deployer, stored) = deployer
+        .with_store(std::boxed::Box::new(store))
+        .map_err(state)?;
+    let log = |text: String| eprintln!("wasmflo-edge {}: {text}", options.role);
+    let Some(stored) = stored else {
+        log(format!(
+            "no deployment in {path}; starting from {} (deployments above sequence {})",
+            options.source,
+            deployer.sequence()
+        ));
+        return Ok((Some(deployer), file.0, file.1));
+    };
+    match stored.component {
+        Some(bytes) if crate::Component::new(&Engine::new(), &bytes).is_ok() => {
+            log(format!(
+                "starting from deployment {} in {path} (deployments above sequence {})",
+                stored.sequence,
+                deployer.sequence()
+            ));
+            Ok((Some(deployer), bytes, path))
+        }
+        kept => {
+            log(format!(
+                "{}; starting from {} (deployments above sequence {})",
+                if kept.is_some() {
+                    "the deployed component in the state does not load"
+                } else {
+                    "the state keeps no component"
+                },
+                options.source,
+                deployer.sequence()
+            ));
+            Ok((Some(deployer), file.0, file.1))
+        }
+    }
 }
 
 /// Forwards the event loop's events; reconnects with backoff after an error.
@@ -146,6 +216,9 @@ struct Delivery {
 struct Session {
     role: String,
     id: String,
+    /// The MQTT client id, which names this edge host in verdicts.
+    #[cfg_attr(not(feature = "ota"), allow(dead_code))]
+    client_id: String,
     url: String,
     group: Option<String>,
     client: AsyncClient,
@@ -738,6 +811,7 @@ impl Session {
         let verdict = wire::Verdict {
             role: self.role.clone(),
             id: self.id.clone(),
+            client: self.client_id.clone(),
             deployment: digest,
             sequence,
             outcome,

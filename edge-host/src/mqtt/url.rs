@@ -1,5 +1,6 @@
-//! `--broker mqtt://[user[:password]@]host[:port][?client_id=ID&clean=true&shared=GROUP]`,
+//! `--broker mqtt[s]://[user[:password]@]host[:port][?client_id=ID&clean=true&shared=GROUP]`,
 //! the server host's MQTT URL form (`wasmflo_host::transport::BrokerUrl`), parsed by hand.
+//! `mqtts://` (port 8883 by default) needs the feature `tls`.
 
 use std::string::{String, ToString};
 use std::{format, vec};
@@ -9,6 +10,8 @@ use super::MqttError;
 /// A parsed MQTT broker URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerUrl {
+    /// `mqtts://`: TLS (feature `tls`).
+    pub tls: bool,
     /// Host name or address.
     pub host: String,
     /// Port (1883 when absent).
@@ -35,19 +38,20 @@ impl BrokerUrl {
         let (scheme, rest) = text
             .split_once("://")
             .ok_or_else(|| invalid("expected mqtt://host[:port]".into()))?;
-        match scheme {
-            "mqtt" | "tcp" => {}
+        let tls = match scheme {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" if cfg!(feature = "tls") => true,
             "mqtts" | "ssl" => {
                 return Err(invalid(
-                    "TLS is not built into the edge host; use mqtt:// (or a TLS terminator)".into(),
+                    "this wasmflo-edge is built without the `tls` feature; use mqtt:// (or a TLS terminator)".into(),
                 ));
             }
             other => {
                 return Err(invalid(format!(
-                    "unknown scheme '{other}' (expected mqtt://)"
+                    "unknown scheme '{other}' (expected mqtt:// or mqtts://)"
                 )));
             }
-        }
+        };
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q)),
             None => (rest, None),
@@ -86,6 +90,7 @@ impl BrokerUrl {
             },
         };
         let port = match port {
+            None if tls => 8883,
             None => 1883,
             Some(p) => p
                 .parse()
@@ -95,6 +100,7 @@ impl BrokerUrl {
             return Err(invalid("no host".into()));
         }
         let mut url = BrokerUrl {
+            tls,
             host: host.to_string(),
             port,
             user,
@@ -132,7 +138,8 @@ impl BrokerUrl {
             .as_ref()
             .map(|u| format!("{u}@"))
             .unwrap_or_default();
-        format!("mqtt://{user}{}:{}", self.host, self.port)
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{user}{}:{}", self.host, self.port)
     }
 }
 
@@ -180,8 +187,17 @@ mod tests {
 
     #[test]
     fn rejects_what_it_cannot_do() {
+        #[cfg(not(feature = "tls"))]
+        assert!(BrokerUrl::parse("mqtts://h").is_err());
+        #[cfg(feature = "tls")]
+        {
+            let u = BrokerUrl::parse("mqtts://h").expect("parses");
+            assert_eq!(
+                (u.tls, u.port, u.redacted().as_str()),
+                (true, 8883, "mqtts://h:8883")
+            );
+        }
         for bad in [
-            "mqtts://h",
             "amqp://h",
             "h:1883",
             "mqtt://:1883",

@@ -134,6 +134,8 @@ pub struct Verdict {
     pub role: String,
     /// The reporting participant's instance id.
     pub id: String,
+    /// The reporting edge host's MQTT client id (stable across restarts).
+    pub client: String,
     /// sha256 of the whole deployment message, hex: which deployment this is about.
     pub deployment: String,
     /// The manifest's sequence, when it could be read.
@@ -148,6 +150,7 @@ impl Verdict {
         let mut v = json!({
             "role": self.role,
             "id": self.id,
+            "client": self.client,
             "deployment": self.deployment,
             "sequence": self.sequence,
             "accepted": self.outcome.is_ok(),

@@ -1,6 +1,6 @@
 //! `wasmflo deploy COMPONENT.wasm --to ROLE --broker URL --key KEYFILE [--sequence N]`:
 //! sends a signed component to the edge hosts of a role over MQTT and waits for the
-//! verdict; `wasmflo deploy --keygen FILE` makes a key pair. See [`crate::deploy`].
+//! verdicts of `--expect N` of them (default 1); `wasmflo deploy --keygen FILE` makes a key pair. See [`crate::deploy`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::broker::{BrokerArgs, client_id};
-use crate::deploy::{SigningKey, clock_sequence, deliver};
+use crate::deploy::{SigningKey, Verdict, clock_sequence, deliver};
 use crate::discovery::random_suffix;
 use crate::transport::{MqttTransport, Scheme};
 
@@ -28,7 +28,11 @@ pub struct DeployArgs {
     /// accepted (default: the clock, in milliseconds since 1970).
     #[arg(long)]
     sequence: Option<u64>,
-    /// How long to wait for an edge host's verdict.
+    /// How many edge hosts of the role must answer: `deploy` waits for that many
+    /// verdicts (or `--timeout`) and fails if fewer came or any rejected it.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    expect: u32,
+    /// How long to wait for the edge hosts' verdicts.
     #[arg(long, default_value = "30s", value_parser = super::run::duration)]
     timeout: Duration,
     /// Make a key pair instead: the secret key in FILE, the public key (for
@@ -71,23 +75,45 @@ pub(super) fn deploy(args: DeployArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let verdict = rt.block_on(async {
+    let expect = args.expect as usize;
+    let verdicts = rt.block_on(async {
         let id = client_id(&format!("deploy-{}", random_suffix()));
         let transport = MqttTransport::connect(&url, &id).await?;
-        anyhow::Ok(deliver(&transport, role, envelope, args.timeout).await?)
+        anyhow::Ok(deliver(&transport, role, envelope, args.timeout, expect).await?)
     })?;
-    if verdict.accepted {
-        println!(
-            "accepted: {} ({}) runs {} from {} (sequence {sequence})",
-            verdict.role,
-            verdict.id,
-            verdict.component.as_deref().unwrap_or("?"),
-            path.display()
-        );
-        Ok(())
-    } else {
-        let reason = verdict.reason.unwrap_or_default();
-        println!("rejected: {} ({}): {reason}", verdict.role, verdict.id);
-        bail!("deployment {sequence} to '{role}' rejected: {reason}")
+    let mut rejected = Vec::new();
+    for v in &verdicts {
+        if v.accepted {
+            println!(
+                "accepted: {} ({}, {}) runs {} from {} (sequence {sequence})",
+                v.role,
+                v.id,
+                v.host(),
+                v.component.as_deref().unwrap_or("?"),
+                path.display()
+            );
+        } else {
+            let reason = v.reason.as_deref().unwrap_or_default();
+            println!("rejected: {} ({}, {}): {reason}", v.role, v.id, v.host());
+            rejected.push(format!("{}: {reason}", v.host()));
+        }
     }
+    if !rejected.is_empty() {
+        bail!(
+            "deployment {sequence} to '{role}' rejected by {} of {} edge hosts ({})",
+            rejected.len(),
+            verdicts.len(),
+            rejected.join("; ")
+        );
+    }
+    if verdicts.len() < expect {
+        let answered: Vec<&str> = verdicts.iter().map(Verdict::host).collect();
+        bail!(
+            "only {} of {expect} edge hosts of '{role}' answered within {:?} ({}); the deployment stays retained on the broker",
+            verdicts.len(),
+            args.timeout,
+            answered.join(", ")
+        );
+    }
+    Ok(())
 }
