@@ -197,12 +197,15 @@ async fn raw_amqp(role: String, ready: tokio::sync::oneshot::Sender<()>) {
         .expect("consume");
     let _ = ready.send(());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // Outlives the forwarder, which is aborted after the measurement: once its connection
+    // is gone, confirms and acks fail, and the task just ends.
     tokio::spawn(async move {
         while let Some((confirm, acker)) = rx.recv().await {
             let confirm: lapin::PublisherConfirm = confirm;
-            confirm.await.expect("confirm");
             let acker: lapin::Acker = acker;
-            acker.ack(BasicAckOptions::default()).await.expect("ack");
+            if confirm.await.is_err() || acker.ack(BasicAckOptions::default()).await.is_err() {
+                return;
+            }
         }
     });
     let exchange = format!("{role}.OUT");
