@@ -76,6 +76,8 @@ pub mod definition;
 pub mod error;
 pub mod fault;
 pub mod fuzzing;
+#[cfg(any(feature = "ota", feature = "mqtt"))]
+mod hex;
 mod host;
 pub mod instance;
 pub mod limits;

@@ -59,10 +59,7 @@ impl Manifest {
 
     /// The canonical text, the bytes a deployer signs.
     pub fn to_text(&self) -> String {
-        let mut hex = String::with_capacity(64);
-        for b in self.sha256 {
-            hex.push_str(&format!("{b:02x}"));
-        }
+        let hex = crate::hex::encode(&self.sha256);
         format!(
             "{MAGIC}\nrole {}\nsequence {}\nsize {}\nsha256 {hex}\n",
             self.role, self.sequence, self.size
@@ -182,9 +179,7 @@ impl<'a> Envelope<'a> {
         let mut out = Vec::with_capacity(self.manifest.len() + 140 + self.component.len());
         out.extend_from_slice(self.manifest);
         out.extend_from_slice(b"signature ");
-        for b in self.signature {
-            out.extend_from_slice(format!("{b:02x}").as_bytes());
-        }
+        out.extend_from_slice(crate::hex::encode(&self.signature).as_bytes());
         out.extend_from_slice(b"\n\n");
         out.extend_from_slice(self.component);
         out

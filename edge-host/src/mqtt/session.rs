@@ -201,7 +201,7 @@ async fn drive(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Event,
 
 /// The first 12 hex digits of a component's sha256, the server host's version.
 fn version(bytes: &[u8]) -> String {
-    let mut v = wire::hex(&Sha256::digest(bytes));
+    let mut v = crate::hex::encode(&Sha256::digest(bytes));
     v.truncate(12);
     v
 }
@@ -754,7 +754,7 @@ impl Session {
     async fn deploy(&mut self, d: Delivery) -> Result<(), MqttError> {
         let group = self.acks.begin(Some((d.publish.pkid, d.epoch)));
         let payload = &d.publish.payload[..];
-        let digest = wire::hex(&Sha256::digest(payload));
+        let digest = crate::hex::encode(&Sha256::digest(payload));
         if payload.is_empty() || self.last_deployment.as_deref() == Some(digest.as_str()) {
             // A cleared retained message, or the one running now seen again.
             self.close(group).await;

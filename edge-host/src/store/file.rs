@@ -19,7 +19,7 @@ use std::format;
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::string::{String, ToString};
+use std::string::ToString;
 use std::vec::Vec;
 
 use sha2::{Digest, Sha256};
@@ -85,7 +85,7 @@ impl FileDeploymentStore {
             .parse::<usize>()
             .map_err(|_| self.corrupt("size is not a number"))?;
         let sha256 = field("sha256")?.to_string();
-        if size != component.len() || sha256 != hex(&Sha256::digest(component)) {
+        if size != component.len() || sha256 != crate::hex::encode(&Sha256::digest(component)) {
             return Err(self.corrupt("the component's size or sha256 differs from the header"));
         }
         Ok(Stored {
@@ -110,7 +110,7 @@ impl DeploymentStore for FileDeploymentStore {
             format!(
                 "{MAGIC}\nsequence {sequence}\nsize {}\nsha256 {}\n\n",
                 component.len(),
-                hex(&Sha256::digest(component))
+                crate::hex::encode(&Sha256::digest(component))
             )
             .as_bytes(),
         );
@@ -136,14 +136,6 @@ impl DeploymentStore for FileDeploymentStore {
         let _ = dir;
         Ok(())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
 }
 
 #[cfg(test)]
