@@ -389,6 +389,24 @@ async fn a_backlog_spike_wakes_the_autoscaler_for_an_external_role() {
     halt(&mut running).await;
 }
 
+/// An endpoint on a free port (over TLS with the test CA's server certificate when
+/// `pki` is given) and the requests it receives.
+async fn serve(
+    pki: Option<&Pki>,
+) -> (
+    std::net::SocketAddr,
+    mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let tls = pki.map(|p| tokio_rustls::TlsAcceptor::from(p.server_config()));
+    tokio::spawn(endpoint(listener, tls, tx));
+    (addr, rx)
+}
+
 /// Answers every POST with 200 and sends its request line and JSON body on `tx`; with
 /// `tls`, behind a TLS handshake (a refused one is skipped).
 async fn endpoint(
@@ -450,12 +468,7 @@ async fn answer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_endpoint_scales_external_workers() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(endpoint(listener, None, tx));
+    let (addr, mut rx) = serve(None).await;
     let graph = fbp("w(test/Hostile)");
     let mut running = start(&graph, &test_components()).await.expect("starts");
     backlog(&running, "ext.jobs", 200).await;
@@ -483,13 +496,7 @@ async fn an_http_endpoint_scales_external_workers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_endpoint_is_trusted_through_the_ca_file() {
     let pki = Pki::new(scratch("actuator-https"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
-    tokio::spawn(endpoint(listener, Some(acceptor), tx));
+    let (addr, mut rx) = serve(Some(&pki)).await;
     let graph = fbp("w(test/Hostile)");
     let mut running = start(&graph, &test_components()).await.expect("starts");
     backlog(&running, "ext.jobs", 200).await;
@@ -559,13 +566,7 @@ async fn participant_watches_an_external_backlog_and_posts_over_https_on_rabbitm
     };
     let ext = role("exths");
     let pki = Pki::new(scratch(&format!("actuator-{ext}")));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
-    tokio::spawn(endpoint(listener, Some(acceptor), tx));
+    let (addr, mut rx) = serve(Some(&pki)).await;
     // The external role's queue, which no graph process reads.
     let t = client(url).await;
     let queue = format!("{ext}.jobs");

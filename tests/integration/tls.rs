@@ -139,6 +139,17 @@ async fn participant_over_tls(tls_url: &str, ca: &std::path::Path, probe: Arc<dy
     assert_eq!(&next(&mut out).await.data[..], b"42");
 }
 
+/// The test's own client on the private Mosquitto, over TLS too, trusting the test's CA
+/// through the URL struct.
+async fn tls_client(url: &str, pki: &Pki) -> Arc<dyn Transport> {
+    let mut parsed = BrokerUrl::parse(&format!("{url}?clean=true")).expect("URL");
+    parsed.ca_file = Some(pki.ca());
+    parsed
+        .connect(&format!("wasmflo-test-{}", role("c")))
+        .await
+        .expect("TLS client connects")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn mqtts_participant_with_a_private_ca() {
     let pki = pki(&role("mqtts"));
@@ -146,13 +157,7 @@ async fn mqtts_participant_with_a_private_ca() {
         return;
     };
     let url = format!("mqtts://127.0.0.1:{}", mosquitto.port);
-    // The test's own client goes over TLS too, trusting the CA through the URL struct.
-    let mut parsed = BrokerUrl::parse(&format!("{url}?clean=true")).expect("URL");
-    parsed.ca_file = Some(pki.ca());
-    let probe = parsed
-        .connect(&format!("wasmflo-test-{}", role("c")))
-        .await
-        .expect("TLS client connects");
+    let probe = tls_client(&url, &pki).await;
     participant_over_tls(&url, &pki.ca(), probe).await;
 }
 
@@ -175,12 +180,7 @@ async fn mqtts_edge_participant_with_a_private_ca() {
         return;
     };
     let url = format!("mqtts://127.0.0.1:{}", mosquitto.port);
-    let mut parsed = BrokerUrl::parse(&format!("{url}?clean=true")).expect("URL");
-    parsed.ca_file = Some(pki.ca());
-    let probe = parsed
-        .connect(&format!("wasmflo-test-{}", role("c")))
-        .await
-        .expect("TLS client connects");
+    let probe = tls_client(&url, &pki).await;
     let r = role("etls");
     let mut out = consume(&probe, &format!("{r}.OUT")).await;
     let spec = format!(
