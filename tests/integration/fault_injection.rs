@@ -481,3 +481,36 @@ async fn amqp_connection_cut_loses_no_acknowledged_message() {
     let ledger = drain(&mut out, sender, N as usize / 3, || proxy.cut()).await;
     ledger.check("AMQP connection cut", 1);
 }
+
+/// A publish to an exchange that does not exist makes RabbitMQ close the publishing
+/// channel; the transport opens a new one on the same connection, and later messages
+/// reach their queue.
+#[tokio::test(flavor = "multi_thread")]
+async fn amqp_a_publishing_channel_closed_by_the_broker_is_reopened() {
+    let Some(url) = broker(AMQP) else { return };
+    let r = role("chan");
+    let t = client(url).await;
+    let mut out = consume(&t, &format!("{r}.OUT")).await;
+    let missing = t
+        .publisher(&format!("{r}.NO-SUCH-EXCHANGE"))
+        .await
+        .expect("publisher");
+    // Handed to the channel; the broker answers by closing it.
+    let _ = missing.publish(Message::json_text("lost")).await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        // A send racing the channel's closing fails; one after it is confirmed.
+        if t.send_to_queue(&format!("{r}.OUT"), Message::json_text("1"))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no publish went through after the broker closed the channel"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(&support::next(&mut out).await.data[..], b"1");
+}
