@@ -374,3 +374,124 @@ fn deadline_holds_briefly_when_instances_start_fast() {
     assert_eq!(counts[33], counts[29], "{counts:?}");
     assert!(counts[36] < 5, "{counts:?}");
 }
+
+/// The example role with 45 s starts (or `boot`): wait budget 60 − 5.37 = 54.63 s.
+fn slow_start_config(boot: &str) -> ScalingConfig {
+    ScalingConfig::parse(&format!(
+        "'*': {{pollinterval: 1, history: 120}}\n\
+         render: {{p: 2, stddev: 1, d: 60, percentile: 99, min: 1, max: 20, boot: {boot}}}"
+    ))
+    .unwrap()
+}
+
+/// Runs one decision per second over `inputs` (waiting jobs, rate) from `current`
+/// instances, recording each decision; returns the count after each poll.
+fn run_decisions(config: &ScalingConfig, current: u32, steps: &[(f64, f64)]) -> Vec<u32> {
+    let mut history = History::for_config(config);
+    let mut current = current;
+    let mut counts = Vec::new();
+    for (t, (waiting, rate)) in steps.iter().enumerate() {
+        let backlog = (*waiting as u64).saturating_add(u64::from(current));
+        let d = deadline(config, &history, t as u64, backlog, *rate, Some(current));
+        history.record(Sample {
+            at: Duration::from_secs(t as u64),
+            estimate: d.estimate,
+            arrival_rate: *rate,
+        });
+        current = d.instances.unwrap_or(current);
+        counts.push(current);
+    }
+    counts
+}
+
+fn changes(counts: &[u32]) -> usize {
+    counts.windows(2).filter(|w| w[0] != w[1]).count()
+}
+
+#[test]
+fn band_keeps_the_count_through_noise() {
+    // 8 jobs/s keep 16 instances busy; the band at 8/s is 109–218 waiting jobs. The measured
+    // rate wobbles by ±0.4/s and the queue by ±50 jobs around 160, as Poisson noise does.
+    let mut rng = crate::scaling::simulate::SplitMix64::new(7);
+    let steps: Vec<(f64, f64)> = (0..900)
+        .map(|_| {
+            (
+                160.0 + 100.0 * (rng.unit() - 0.5),
+                8.0 + 0.8 * (rng.unit() - 0.5),
+            )
+        })
+        .collect();
+    let slow = run_decisions(&slow_start_config("45"), 16, &steps);
+    assert_eq!(changes(&slow), 0, "45 s starts: {slow:?}");
+    assert_eq!(slow[899], 16);
+    // With instant starts the set point follows the same noise.
+    let fast = run_decisions(&slow_start_config("0"), 16, &steps);
+    assert!(changes(&fast) >= 5, "0 s starts: {fast:?}");
+}
+
+#[test]
+fn band_adds_one_instance_just_above_it() {
+    let config = slow_start_config("45");
+    // 5 jobs over the band's top at 8/s: one more instance, not a burst of them.
+    let d = deadline(&config, &History::default(), 0, 224 + 16, 8.0, Some(16));
+    assert_eq!(d.instances, Some(17), "{d:?}");
+    let inside = deadline(&config, &History::default(), 0, 200 + 16, 8.0, Some(16));
+    assert_eq!(inside.instances, None, "inside the band: {inside:?}");
+}
+
+#[test]
+fn band_meets_a_sustained_rise_within_seconds() {
+    // From 1 job/s on 2 instances to 8 jobs/s: the measured rate lags (60 s time constant)
+    // and the instances asked for serve only 45 s later, so the queue grows meanwhile.
+    let config = slow_start_config("45");
+    let mut history = History::for_config(&config);
+    let (mut current, mut waiting, mut serving) = (2u32, 5.0f64, 2.0f64);
+    let mut asked_at: Vec<(u64, u32)> = Vec::new();
+    for t in 0..300u64 {
+        let measured = 8.0 - 7.0 * (-(t as f64) / 60.0).exp();
+        let ready = asked_at
+            .iter()
+            .filter(|(at, _)| at + 45 <= t)
+            .map(|(_, n)| *n)
+            .next_back();
+        serving = ready.map_or(serving, f64::from);
+        waiting = (waiting + 8.0 - serving / 2.0).max(0.0);
+        let backlog = waiting as u64 + u64::from(current);
+        let d = deadline(&config, &history, t, backlog, measured, Some(current));
+        history.record(Sample {
+            at: Duration::from_secs(t),
+            estimate: d.estimate,
+            arrival_rate: measured,
+        });
+        if let Some(n) = d.instances {
+            if n > current {
+                asked_at.push((t, n));
+            }
+            current = n;
+        }
+        if t == 15 {
+            assert!(
+                current >= 16,
+                "16 instances asked for within 15 s: {current}"
+            );
+        }
+    }
+    // The queue built while they started is back in the band.
+    assert!(waiting < 8.0 * 54.63 * 0.5, "{waiting}");
+}
+
+#[test]
+fn band_scales_down_when_the_queue_runs_dry_after_a_start_time() {
+    // 12 instances busy at 6 jobs/s with a queue in the band (82–164 jobs); then 4 jobs/s,
+    // which keep 8 busy, and the queue runs dry.
+    let config = slow_start_config("45");
+    let mut steps = vec![(120.0, 6.0); 30];
+    steps.extend([(0.0, 4.0); 120]);
+    let counts = run_decisions(&config, 12, &steps);
+    assert_eq!(counts[29 + 40], 12, "held for one start time: {counts:?}");
+    assert_eq!(
+        counts[149], 8,
+        "then down to the busy instances: {counts:?}"
+    );
+    assert_eq!(changes(&counts), 1, "{counts:?}");
+}
