@@ -400,8 +400,9 @@ impl DeadlinePolicy {
     /// the waiting jobs stay between `BAND_LOW` and `BAND_HIGH` of the wait budget (deadline
     /// minus the processing percentile) at `arrival_rate`; above the band, enough instances
     /// to drain the excess over a horizon that shortens with the square of the overshoot
-    /// (twice the wait budget at the band's edge, never under `poll` seconds); at or below
-    /// it, the instances the arrival rate keeps busy, rounded, if fewer.
+    /// (twice the wait budget at the band's edge, never under `poll` seconds), but no more
+    /// new instances than waiting jobs; at or below it, the instances the arrival rate keeps
+    /// busy, rounded, if fewer.
     pub fn banded_instances(
         role: &RoleConfig,
         processing: ProcessingStats,
@@ -419,7 +420,9 @@ impl DeadlinePolicy {
         if waiting > high {
             let horizon = (2.0 * budget * (high / waiting).powi(2)).max(poll.max(1e-3));
             let drain = ((waiting - high) / horizon + arrival_rate) * processing.mean / k;
-            saturate(drain.ceil()).max(current)
+            // Never more new instances than waiting jobs (guv's #94).
+            let jobs = saturate((waiting / k).ceil());
+            saturate(drain.ceil()).clamp(current, current.saturating_add(jobs))
         } else if waiting <= low {
             saturate((arrival_rate * processing.mean / k).round()).min(current)
         } else {

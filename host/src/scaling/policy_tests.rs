@@ -437,6 +437,10 @@ fn band_adds_one_instance_just_above_it() {
     assert_eq!(d.instances, Some(17), "{d:?}");
     let inside = deadline(&config, &History::default(), 0, 200 + 16, 8.0, Some(16));
     assert_eq!(inside.instances, None, "inside the band: {inside:?}");
+    // Nothing measured yet, so the band is empty: 3 waiting jobs get 3 more instances, not
+    // the 6 that draining them within a poll would take (guv's #94).
+    let idle = deadline(&config, &History::default(), 0, 3 + 1, 0.0, Some(1));
+    assert_eq!(idle.instances, Some(4), "{idle:?}");
 }
 
 #[test]
