@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::device::device_component;
 use common::{Call, component, edge_component, run_edge, run_server};
 use wasmflo_edge::{Limits, Message};
 
@@ -166,11 +167,94 @@ fn ten_thousand_inputs_give_identical_results_on_both_hosts() {
     ten_thousand_inputs(&component("temperature/Format"));
 }
 
-/// The device profile's build (one fixed 64 KiB page, the non-growing allocator): the
-/// same file on both hosts, and the same results as the default build gives.
+/// The device profile's build (a fixed memory of 1-byte pages, the non-growing
+/// allocator): the same file on both hosts.
 #[test]
 fn the_device_build_gives_identical_results_on_both_hosts() {
-    ten_thousand_inputs(&common::device::device_component("temperature/Format"));
+    ten_thousand_inputs(&device_component("temperature/Format"));
+}
+
+/// The device build gives, on the server host, exactly the standard build's results
+/// for the 10,000 inputs (both computed now).
+#[test]
+fn the_device_build_gives_the_standard_builds_results() {
+    let calls = inputs(0x5eed_f00d_cafe_d00d);
+    let standard = run_server(&component("temperature/Format"), &calls);
+    let device = run_server(&device_component("temperature/Format"), &calls);
+    assert_eq!(standard.len(), device.len());
+    if let Some(i) = standard.iter().zip(&device).position(|(s, d)| s != d) {
+        panic!(
+            "the builds differ first on call {i}, {:?}: standard {:?}, device {:?}",
+            calls[i], standard[i], device[i]
+        );
+    }
+}
+
+/// The device build's memory has 1-byte pages and is fixed below one 64 KiB page; the
+/// file runs unchanged on both hosts, on the server host also in the pooling allocator
+/// with a memory cap of exactly its size, and a cap one byte smaller refuses it on both.
+#[test]
+fn the_device_build_has_a_fixed_memory_of_byte_pages_below_one_page() {
+    use wasmflo_host::component::Loader;
+    use wasmflo_host::runtime::{Runtime, RuntimeConfig};
+
+    let path = device_component("temperature/Format");
+    let bytes = std::fs::read(&path).expect("read the component");
+    let memory = wasmflo_guest_build::linear_memory(&bytes).expect("a linear memory");
+    println!("device formatter memory: {memory:?}");
+    assert_eq!(memory.page_size, 1);
+    assert_eq!(memory.maximum, Some(memory.initial));
+    assert!(memory.initial < 64 * 1024, "{memory:?}");
+    let size = usize::try_from(memory.initial).expect("size");
+
+    let calls = inputs(0x0b17_e5ed)[..500].to_vec();
+    let expected = run_server(&path, &calls);
+    let component = edge_component(&path);
+    let exact = Limits {
+        memory: size,
+        ..Limits::device()
+    };
+    assert_eq!(run_edge(&component, &calls, &exact), expected);
+    let edge_refusal = component.instantiate(&Limits {
+        memory: size - 1,
+        ..Limits::device()
+    });
+    let edge_refusal = edge_refusal.err().map(|f| f.kind.as_str());
+    assert!(edge_refusal.is_some());
+
+    let runtime = Runtime::new(&RuntimeConfig {
+        max_instances: 4,
+        max_memory: 1 << 20,
+        pooling: true,
+        ..Default::default()
+    })
+    .expect("pooling runtime");
+    let loaded = Loader::new(runtime, None).load(&path).expect("load");
+    let cap = |memory| wasmflo_host::runtime::Limits {
+        memory,
+        ..Default::default()
+    };
+    for _ in 0..3 {
+        let mut instance = loaded
+            .instantiate(std::sync::Arc::from("fmt"), &cap(size))
+            .expect("instantiate in the pool at exactly its size");
+        let _ = instance.start();
+        let out = instance.process(
+            "in",
+            &wasmflo_host::message::Message {
+                content_type: String::new(),
+                data: b"22.3333".to_vec().into(),
+                metadata: Vec::new(),
+            },
+        );
+        let texts: Vec<Vec<u8>> = out.outputs.iter().map(|(_, m)| m.data.to_vec()).collect();
+        assert_eq!(texts, [b"\"Temperature: 22.3 C\"".to_vec()]);
+    }
+    let server_refusal = loaded
+        .instantiate(std::sync::Arc::from("fmt"), &cap(size - 1))
+        .err()
+        .map(|(kind, _)| kind.as_str());
+    assert_eq!(server_refusal, edge_refusal);
 }
 
 fn ten_thousand_inputs(path: &std::path::Path) {

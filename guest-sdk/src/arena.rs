@@ -1,8 +1,10 @@
 //! The device profile's allocator (feature `device`): a first-fit free list over the
-//! linear memory the guest already has, from the linker's `__heap_base` to the end of
-//! memory. It never calls `memory.grow`, so with the device build's fixed memory size
-//! (`wasmflo_guest_build::BuildOptions::device`) the memory neither grows nor is copied
-//! by the host; an allocation that does not fit fails (the guest traps, as on any host).
+//! linear memory the guest already has, from the linker's `__heap_base` to its
+//! `__heap_end` (the end of the initial memory). It never calls `memory.grow` or
+//! `memory.size`, so it works alike with 1-byte pages (custom page sizes, the device
+//! build's memory, `wasmflo_guest_build::BuildOptions::device`) and 64 KiB ones; the
+//! memory neither grows nor is copied by the host, and an allocation that does not fit
+//! fails (the guest traps, as on any host).
 //!
 //! wasm32 guests are single-threaded (no shared memory, no threads), which is what makes
 //! the unsynchronised cell sound here.
@@ -13,9 +15,6 @@ use core::cell::UnsafeCell;
 use core::ptr::NonNull;
 
 use linked_list_allocator::Heap;
-
-/// Bytes of one WebAssembly page (the device build uses the default page size).
-const PAGE: usize = 64 * 1024;
 
 /// The free list, set up on the first allocation.
 pub struct Arena {
@@ -39,7 +38,7 @@ impl Arena {
         }
     }
 
-    /// Runs `f` on the free list, created over `[__heap_base, end of memory)` on first use.
+    /// Runs `f` on the free list, created over `[__heap_base, __heap_end)` on first use.
     fn with_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R {
         // SAFETY: single-threaded, and `f` (an allocator call, which does not allocate
         // through the global allocator) holds the only reference while it runs.
@@ -66,11 +65,13 @@ impl Default for Arena {
 
 #[cfg(target_arch = "wasm32")]
 fn region() -> (usize, usize) {
+    // Both symbols are defined by wasm-ld; only their addresses are used.
     unsafe extern "C" {
         static __heap_base: u8;
+        static __heap_end: u8;
     }
     let start = core::ptr::addr_of!(__heap_base) as usize;
-    let end = core::arch::wasm32::memory_size(0) * PAGE;
+    let end = core::ptr::addr_of!(__heap_end) as usize;
     (start, end)
 }
 

@@ -149,19 +149,35 @@ pub(crate) fn ensure_target(workspace_root: &Path, target: GuestTarget) -> Resul
 pub(crate) struct Flags<'a> {
     /// `-z stack-size`, in bytes.
     pub stack_size: u32,
-    /// A fixed linear memory size in bytes (initial = maximum), or the linker's default.
-    pub memory: Option<u32>,
+    /// The device profile's heap in bytes, or `None` for the linker's default memory.
+    pub device_heap: Option<u32>,
     /// Cargo features to enable (`package/feature`).
     pub features: &'a [&'a str],
 }
 
+/// One fixed 64 KiB page: the device profile's memory on wasm32-wasip2, whose libc
+/// (`malloc`, `sbrk`) assumes 64 KiB pages.
+const WASIP2_DEVICE_MEMORY: u32 = 64 * 1024;
+
 impl Flags<'_> {
-    /// The rustflags, as `CARGO_ENCODED_RUSTFLAGS` (separated by 0x1f).
-    fn encoded_rustflags(&self) -> String {
+    /// The rustflags for `target`, as `CARGO_ENCODED_RUSTFLAGS` (separated by 0x1f).
+    fn encoded_rustflags(&self, target: GuestTarget) -> String {
         let mut flags = vec![format!("-Clink-arg=-zstack-size={}", self.stack_size)];
-        if let Some(bytes) = self.memory {
-            flags.push(format!("-Clink-arg=--initial-memory={bytes}"));
-            flags.push(format!("-Clink-arg=--max-memory={bytes}"));
+        match (self.device_heap, target) {
+            (None, _) => {}
+            // 1-byte pages, the memory exactly stack + data + heap, never growing; the
+            // linker's `__heap_end` tells the guest's allocator where the heap ends.
+            (Some(heap), GuestTarget::Wasm32UnknownUnknown) => {
+                flags.push("-Clink-arg=--page-size=1".into());
+                flags.push(format!("-Clink-arg=--initial-heap={heap}"));
+                flags.push("-Clink-arg=--no-growable-memory".into());
+            }
+            (Some(_), GuestTarget::Wasm32Wasip2) => {
+                flags.push(format!(
+                    "-Clink-arg=--initial-memory={WASIP2_DEVICE_MEMORY}"
+                ));
+                flags.push(format!("-Clink-arg=--max-memory={WASIP2_DEVICE_MEMORY}"));
+            }
         }
         flags.join("\x1f")
     }
@@ -188,7 +204,7 @@ pub(crate) fn build(
         cmd.arg("--features").arg(flags.features.join(","));
     }
     // Only target artifacts see these flags; build scripts and proc macros do not.
-    cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.encoded_rustflags());
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.encoded_rustflags(target));
     let crates = || guests.iter().map(|g| g.crate_name.clone()).collect();
     let status = cmd.status().map_err(|source| BuildError::Spawn {
         program: cargo_program().to_string_lossy().into_owned(),
@@ -221,17 +237,24 @@ mod tests {
     fn device_flags_fix_the_memory() {
         let plain = Flags {
             stack_size: 65536,
-            memory: None,
+            device_heap: None,
             features: &[],
         };
-        assert_eq!(plain.encoded_rustflags(), "-Clink-arg=-zstack-size=65536");
+        assert_eq!(
+            plain.encoded_rustflags(GuestTarget::Wasm32UnknownUnknown),
+            "-Clink-arg=-zstack-size=65536"
+        );
         let device = Flags {
             stack_size: 8192,
-            memory: Some(65536),
+            device_heap: Some(16384),
             features: &["wasmflo-guest/device"],
         };
         assert_eq!(
-            device.encoded_rustflags(),
+            device.encoded_rustflags(GuestTarget::Wasm32UnknownUnknown),
+            "-Clink-arg=-zstack-size=8192\x1f-Clink-arg=--page-size=1\x1f-Clink-arg=--initial-heap=16384\x1f-Clink-arg=--no-growable-memory"
+        );
+        assert_eq!(
+            device.encoded_rustflags(GuestTarget::Wasm32Wasip2),
             "-Clink-arg=-zstack-size=8192\x1f-Clink-arg=--initial-memory=65536\x1f-Clink-arg=--max-memory=65536"
         );
     }

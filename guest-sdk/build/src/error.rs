@@ -103,6 +103,14 @@ pub enum BuildError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+    /// A device-profile build does not have the memory the profile promises.
+    #[error("device build of crate `{crate_name}`: {detail}")]
+    DeviceMemory {
+        /// The guest crate.
+        crate_name: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// A foreign guest's `wasmflo.toml` is not usable.
     #[error("{manifest}: {detail}")]
     ForeignManifest {

@@ -18,7 +18,7 @@
 //! file only when its bytes change.
 //!
 //! Modules: `discover` (finding crates), `cargo` (the nested build and the rustup
-//! target), `error` ([`BuildError`]).
+//! target), `device` (checks of the device profile's memory), `error` ([`BuildError`]).
 //!
 //! ```no_run
 //! let opts = wasmflo_guest_build::BuildOptions::new("/path/to/workspace", "/path/to/out")
@@ -31,6 +31,7 @@
 //! ```
 
 mod cargo;
+mod device;
 mod discover;
 mod error;
 pub mod foreign;
@@ -38,6 +39,7 @@ pub mod foreign;
 use std::path::{Path, PathBuf};
 
 pub use cargo::GuestTarget;
+pub use device::{LinearMemory, linear_memory};
 pub use discover::{GuestCrate, discover};
 pub use error::BuildError;
 
@@ -50,10 +52,13 @@ pub const DEFAULT_STACK_SIZE: u32 = 64 * 1024;
 /// JSON (the differential tests run 10,000 generated inputs through it).
 pub const DEVICE_STACK_SIZE: u32 = 8 * 1024;
 
-/// The device profile's linear memory, in bytes: one 64 KiB page, fixed (initial and
-/// maximum). Custom page sizes would allow less, but rustc's wasm32 targets do not emit
-/// them yet.
-pub const DEVICE_MEMORY: u32 = 64 * 1024;
+/// The device profile's heap, in bytes: the non-growing allocator's whole arena. The
+/// linker gives the guest a memory of 1-byte pages (custom page sizes) fixed at exactly
+/// stack + static data + this heap, so a small participant's memory is a fraction of one
+/// 64 KiB page. Enough for the example participants' messages (the device differential
+/// tests run 10,000 generated inputs through the formatter); a guest needing more sets
+/// [`BuildOptions::device_heap`].
+pub const DEVICE_HEAP_SIZE: u32 = 16 * 1024;
 
 /// What to build and where to put it.
 #[derive(Debug, Clone)]
@@ -63,7 +68,8 @@ pub struct BuildOptions {
     out_dir: PathBuf,
     target_dir: PathBuf,
     stack_size: u32,
-    device: bool,
+    /// The device profile's heap size, if building for it.
+    device_heap: Option<u32>,
     rerun_if_changed: bool,
 }
 
@@ -78,7 +84,7 @@ impl BuildOptions {
             search_dirs: Vec::new(),
             out_dir: out_dir.into(),
             stack_size: DEFAULT_STACK_SIZE,
-            device: false,
+            device_heap: None,
             rerun_if_changed: false,
         }
     }
@@ -105,16 +111,28 @@ impl BuildOptions {
     }
 
     /// The device profile for small targets: a [`DEVICE_STACK_SIZE`] stack, a linear
-    /// memory fixed at [`DEVICE_MEMORY`] (its maximum is its initial size, so it never
-    /// grows and a host never copies it), and the guest SDK's feature `device`, whose
-    /// allocator works inside that memory. The result is an ordinary component: the
-    /// server host runs the same file. Use a target dir of its own
-    /// ([`BuildOptions::target_dir`]), or the default builds are rebuilt each time.
+    /// memory of 1-byte pages (the custom-page-sizes proposal, which both hosts enable)
+    /// fixed at stack + static data + a [`DEVICE_HEAP_SIZE`] heap (its maximum is its
+    /// initial size, so it never grows and a host never copies it), and the guest SDK's
+    /// feature `device`, whose allocator works inside that heap. The built module is
+    /// checked for that memory and for `memory.grow`/`memory.size`, which would assume
+    /// 64 KiB pages. The result is an ordinary component: the server host runs the same
+    /// file. Use a target dir of its own ([`BuildOptions::target_dir`]), or the default
+    /// builds are rebuilt each time.
     #[must_use]
     pub fn device(mut self) -> Self {
         self.stack_size = DEVICE_STACK_SIZE;
-        self.device = true;
+        self.device_heap = Some(DEVICE_HEAP_SIZE);
         self
+    }
+
+    /// The device profile ([`BuildOptions::device`]) with a heap of `bytes` instead of
+    /// [`DEVICE_HEAP_SIZE`].
+    #[must_use]
+    pub fn device_heap(self, bytes: u32) -> Self {
+        let mut opts = self.device();
+        opts.device_heap = Some(bytes);
+        opts
     }
 
     /// Prints `cargo:rerun-if-changed` lines for the inputs (only for build scripts).
@@ -182,8 +200,8 @@ pub fn build_components(opts: &BuildOptions) -> Result<Vec<BuiltComponent>, Buil
             &wasm_target_dir,
             &cargo::Flags {
                 stack_size: opts.stack_size,
-                memory: opts.device.then_some(DEVICE_MEMORY),
-                features: if opts.device {
+                device_heap: opts.device_heap,
+                features: if opts.device_heap.is_some() {
                     &["wasmflo-guest/device"]
                 } else {
                     &[]
@@ -203,6 +221,9 @@ pub fn build_components(opts: &BuildOptions) -> Result<Vec<BuiltComponent>, Buil
                     path: artifact_path.clone(),
                     source,
                 })?;
+            if opts.device_heap.is_some() && guest.target == GuestTarget::Wasm32UnknownUnknown {
+                device::check_module(&guest.crate_name, &artifact)?;
+            }
             let component = into_component(&guest.crate_name, artifact)?;
             let path = component_path(&opts.out_dir, &guest.component);
             write_if_changed(&path, &component)?;
