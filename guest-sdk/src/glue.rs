@@ -69,7 +69,9 @@ pub(crate) fn send(port: &str, msg: Message) -> Result<(), SendError> {
         wit::SendError::UnknownPort => SendError::UnknownPort,
         wit::SendError::TooLarge => SendError::TooLarge,
         wit::SendError::TooMany => SendError::TooMany,
-    })
+    })?;
+    SENT.set(SENT.get().wrapping_add(1));
+    Ok(())
 }
 
 pub(crate) fn log(level: LogLevel, text: &str) {
@@ -92,6 +94,10 @@ pub(crate) fn cancel_timer(id: u32) {
 }
 
 std::thread_local! {
+    /// Sends the host accepted in this instance: `process-batch` tells the host how many
+    /// belong to each message.
+    static SENT: Cell<u32> = const { Cell::new(0) };
+
     /// The participant of this instance. A component instance is single-threaded and its
     /// exports are never re-entered, so a cell taken for the duration of a call suffices.
     static INSTANCE: Cell<Option<Box<dyn Any>>> = const { Cell::new(None) };
@@ -127,6 +133,45 @@ impl<P: Participant> crate::__private::bindings::Guest for Exports<P> {
 
     fn on_timer(id: u32) -> Result<(), wit::Nack> {
         with_instance(|p: &mut P, ctx| p.on_timer(ctx, id)).map_err(Into::into)
+    }
+
+    #[cfg(not(feature = "device"))]
+    fn process_batch(
+        port: String,
+        content_type: String,
+        metadata: Vec<(String, String)>,
+        payloads: Vec<u8>,
+        lengths: Vec<u32>,
+    ) -> Vec<crate::__private::bindings::BatchOutcome> {
+        with_instance(|p: &mut P, ctx| {
+            let mut at = 0usize;
+            lengths
+                .into_iter()
+                .map(|len| {
+                    let end = at.saturating_add(len as usize);
+                    let data = payloads.get(at..end).map(<[u8]>::to_vec);
+                    at = end;
+                    let before = SENT.get();
+                    let result = match data {
+                        Some(data) => {
+                            let msg = Message {
+                                content_type: content_type.clone(),
+                                data,
+                                metadata: metadata.clone(),
+                            };
+                            p.process(ctx, &port, msg).map_err(Into::into)
+                        }
+                        None => {
+                            Err(Nack::internal("process-batch: lengths exceed the payloads").into())
+                        }
+                    };
+                    crate::__private::bindings::BatchOutcome {
+                        sent: SENT.get().wrapping_sub(before),
+                        result,
+                    }
+                })
+                .collect()
+        })
     }
 
     fn snapshot() -> Option<Vec<u8>> {

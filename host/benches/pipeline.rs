@@ -9,6 +9,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::sync::Arc;
+
+// The `wasmflo` binary's allocator (see host/src/main.rs), so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -17,7 +21,7 @@ use wasmflo_host::fault::FaultKind;
 use wasmflo_host::message::Message;
 use wasmflo_host::participant::{self, Parameters, ParticipantSpec, Phase};
 use wasmflo_host::runtime::{
-    CallOutcome, Definition, Guest, GuestFactory, Limits, Runtime, RuntimeConfig,
+    BatchCall, CallOutcome, Definition, Guest, GuestFactory, Limits, Runtime, RuntimeConfig,
 };
 use wasmflo_host::transport::{Binding, BindingKind, MemoryTransport, Transport};
 
@@ -50,6 +54,13 @@ impl Guest for NativeRepeat {
     }
     fn on_timer(&mut self, _id: u32) -> CallOutcome {
         self.start()
+    }
+    // Takes runs too, so both pipelines go through the same loop code.
+    fn batches(&self) -> bool {
+        true
+    }
+    fn process_batch(&mut self, port: &str, msgs: &[&Message]) -> BatchCall {
+        BatchCall::Done(msgs.iter().map(|m| self.process(port, m)).collect())
     }
 }
 
@@ -90,7 +101,14 @@ fn payload() -> Message {
     Message::json_text(text)
 }
 
-async fn pipeline(factory: Arc<dyn GuestFactory>, messages: usize, pings: usize) -> Figures {
+/// Runs the 3-stage pipeline; `batch` is each process's `batch` limit (1: one message per
+/// guest call).
+async fn pipeline(
+    factory: Arc<dyn GuestFactory>,
+    messages: usize,
+    pings: usize,
+    batch: u32,
+) -> Figures {
     let transport = Arc::new(MemoryTransport::new());
     let (phase, watcher) = watch::channel(Phase::Running);
     let stages = ["a", "b", "c"];
@@ -122,7 +140,10 @@ async fn pipeline(factory: Arc<dyn GuestFactory>, messages: usize, pings: usize)
         let spec = ParticipantSpec {
             process: Arc::from(s),
             component: factory.clone(),
-            limits: Limits::default(),
+            limits: Limits {
+                batch,
+                ..Limits::default()
+            },
             inports: vec![(
                 "in".into(),
                 transport.subscribe(&format!("{s}.IN")).await.expect("sub"),
@@ -196,6 +217,27 @@ fn per_call(guest: &mut dyn Guest, calls: usize) -> Duration {
     t.elapsed() / calls as u32
 }
 
+/// Cost per message when messages come in runs of [`RUN`] (`process-batch`).
+fn per_run_message(guest: &mut dyn Guest, calls: usize) -> Duration {
+    let msg = payload();
+    let run: Vec<&Message> = std::iter::repeat_n(&msg, RUN).collect();
+    let rounds = calls.div_ceil(RUN);
+    for _ in 0..1000 / RUN {
+        guest.process_batch("in", &run);
+    }
+    let t = Instant::now();
+    for _ in 0..rounds {
+        let BatchCall::Done(out) = guest.process_batch("in", &run) else {
+            panic!("the run is taken in one call");
+        };
+        assert!(out.len() == RUN && out.iter().all(|o| o.outputs.len() == 1));
+    }
+    t.elapsed() / (rounds * RUN) as u32
+}
+
+/// The default `batch` limit: the longest run a participant takes.
+const RUN: usize = 32;
+
 fn us(d: Duration) -> String {
     format!("{:.1} us", d.as_secs_f64() * 1e6)
 }
@@ -227,8 +269,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio");
-    let wasm = rt.block_on(pipeline(repeat.clone(), messages, pings));
-    let base = rt.block_on(pipeline(native.clone(), messages, pings));
+    let wasm = rt.block_on(pipeline(repeat.clone(), messages, pings, RUN as u32));
+    let single = rt.block_on(pipeline(repeat.clone(), messages, pings, 1));
+    let base = rt.block_on(pipeline(native.clone(), messages, pings, RUN as u32));
 
     let mut wasm_guest = repeat
         .instantiate(Arc::from("bench"), &Limits::default())
@@ -238,6 +281,8 @@ fn main() {
         .expect("native");
     let wasm_call = per_call(&mut wasm_guest, calls);
     let native_call = per_call(native_guest.as_mut(), calls);
+    let wasm_run = per_run_message(&mut wasm_guest, calls);
+    let native_run = per_run_message(native_guest.as_mut(), calls);
 
     let msg = payload();
     let mut create = Vec::with_capacity(creations);
@@ -268,6 +313,10 @@ fn main() {
         us(wasm.p99)
     );
     println!(
+        "  wasm, one message per call (batch=1) {:>10.0} msg/s pre-filled, {:>10.0} msg/s with a live producer",
+        single.prefilled, single.throughput
+    );
+    println!(
         "  native   {:>10.0} msg/s pre-filled, {:>10.0} msg/s with a live producer   latency p50 {:>8}  p99 {:>8}   (baseline)",
         base.prefilled,
         base.throughput,
@@ -292,6 +341,14 @@ fn main() {
         } else {
             "NOT met"
         }
+    );
+    let added_run = wasm_run.saturating_sub(native_run);
+    println!(
+        "  per message in runs of {RUN} (process-batch): wasm {} ns, native {} ns -> added {} ns per stage per message (x{:.1} vs one call each)",
+        wasm_run.as_nanos(),
+        native_run.as_nanos(),
+        added_run.as_nanos(),
+        wasm_call.as_secs_f64() / wasm_run.as_secs_f64().max(1e-12),
     );
     println!("  pipeline-derived added wall time per stage per message: {derived_ns:.0} ns");
     println!(

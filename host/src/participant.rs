@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::fault::{Fault, FaultKind};
 use crate::message::Message;
 use crate::metrics::RoleMetrics;
-use crate::runtime::{CallOutcome, Guest, GuestFactory, Limits, Restored, TimerCommand};
+use crate::runtime::{BatchCall, CallOutcome, Guest, GuestFactory, Limits, Restored, TimerCommand};
 use crate::transport::{
     Delivery, Poller, Publisher, Subscription, Transport, TransportError, queue_name,
 };
@@ -111,6 +111,8 @@ pub struct Stats {
     pub processed: u64,
     /// Messages nacked (dead-lettered).
     pub failed: u64,
+    /// Messages delivered in runs of more than one (`process-batch`).
+    pub batched: u64,
     /// Instances created after the first (recoveries from faults).
     pub recreated: u64,
     /// Timer calls made.
@@ -304,6 +306,18 @@ pub async fn run(spec: ParticipantSpec, mut phase: watch::Receiver<Phase>) -> Re
                         };
                         let next = match next {
                             Some(next) => Some(next),
+                            // A guest that takes runs gets what is queued on a port in
+                            // one call.
+                            None if p.batches() => match fast.data_run(p.run_limit(BATCH - handled)) {
+                                Some((port, run)) => {
+                                    handled += run.len();
+                                    idle = 0;
+                                    p.handle_run(&port, run).await;
+                                    continue;
+                                }
+                                None if fast.all_data => None,
+                                None => merged.next().now_or_never().flatten(),
+                            },
                             None => match fast.data() {
                                 Some(next) => Some(next),
                                 None if fast.all_data => None,
@@ -378,6 +392,28 @@ impl Fast {
         self.params
             .iter_mut()
             .find_map(|(port, poller)| poller.try_next().map(|d| (port.clone(), d)))
+    }
+
+    /// The next data delivery and up to `max - 1` more already queued on the same port.
+    fn data_run(&mut self, max: usize) -> Option<(Arc<str>, Vec<Delivery>)> {
+        let n = self.data.len();
+        for i in 0..n {
+            let at = (self.turn + i) % n;
+            let (port, poller) = &mut self.data[at];
+            if let Some(d) = poller.try_next() {
+                self.turn = (at + 1) % n;
+                let mut run = Vec::with_capacity(max);
+                run.push(d);
+                while run.len() < max {
+                    match poller.try_next() {
+                        Some(d) => run.push(d),
+                        None => break,
+                    }
+                }
+                return Some((port.clone(), run));
+            }
+        }
+        None
     }
 
     fn data(&mut self) -> Option<(Arc<str>, Delivery)> {
@@ -733,6 +769,92 @@ impl Participant {
                 m.instance_serving();
             }
         }
+        self.settle(port, delivery, result).await;
+    }
+
+    /// Whether the current instance takes runs of messages in one call.
+    fn batches(&self) -> bool {
+        self.limits.batch > 1 && self.instance.as_ref().is_some_and(|i| i.batches())
+    }
+
+    /// The longest run to take now, when `room` more deliveries fit in this round.
+    fn run_limit(&self, room: usize) -> usize {
+        room.min(self.limits.batch as usize).max(1)
+    }
+
+    /// Handles deliveries taken one after another from inport `port`: each stretch with
+    /// the same content type and metadata in one call when it is longer than one.
+    async fn handle_run(&mut self, port: &str, run: Vec<Delivery>) {
+        let mut rest = run.into_iter().peekable();
+        while let Some(first) = rest.next() {
+            let mut same = vec![first];
+            while let Some(d) = rest.next_if(|d| same_shape(&same[0].message, &d.message)) {
+                same.push(d);
+            }
+            if same.len() == 1 {
+                for d in same {
+                    self.handle(port, d).await;
+                }
+            } else {
+                self.handle_same(port, same).await;
+            }
+        }
+    }
+
+    /// Handles deliveries of one shape (see [`same_shape`]) in one guest call.
+    async fn handle_same(&mut self, port: &str, run: Vec<Delivery>) {
+        let retired = !self.retired.is_empty() && self.retired.contains(&port.to_ascii_lowercase());
+        if !retired && self.ensure_instance().await.is_none() {
+            if self.parameters.generation() != self.parameters_seen {
+                self.sync_parameters().await;
+            }
+            let began = std::time::Instant::now();
+            let call = match self.instance.as_mut() {
+                Some(instance) => {
+                    let msgs: Vec<&Message> = run.iter().map(|d| &d.message).collect();
+                    instance.process_batch(port, &msgs)
+                }
+                None => BatchCall::Unsupported,
+            };
+            match call {
+                BatchCall::Done(outcomes) => {
+                    self.stats.batched += run.len() as u64;
+                    let each = began.elapsed() / u32::try_from(run.len()).unwrap_or(u32::MAX);
+                    for (delivery, outcome) in run.into_iter().zip(outcomes) {
+                        let result = self.apply(port, outcome).await.map_err(|f| f.to_string());
+                        if let Some(m) = &self.metrics {
+                            m.started();
+                            m.finished(result.is_ok(), each);
+                            if !self.served {
+                                self.served = true;
+                                m.instance_serving();
+                            }
+                        }
+                        self.settle(port, delivery, result).await;
+                    }
+                    return;
+                }
+                BatchCall::Failed(kind, detail) => {
+                    // Nothing of the run was published: a fresh instance takes its
+                    // messages one by one, which finds the one at fault.
+                    tracing::debug!(
+                        process = &*self.process,
+                        "a run of {} messages on '{port}' failed as a whole ({kind}: {detail}); \
+                         delivering them one by one",
+                        run.len()
+                    );
+                    self.instance = None;
+                }
+                BatchCall::Unsupported => {}
+            }
+        }
+        for delivery in run {
+            self.handle(port, delivery).await;
+        }
+    }
+
+    /// Acks a handled delivery, or dead-letters it with `result`'s reason.
+    async fn settle(&mut self, port: &str, delivery: Delivery, result: Result<(), String>) {
         match result {
             Ok(()) => {
                 self.stats.processed += 1;
@@ -900,6 +1022,12 @@ impl Participant {
             }
         }
     }
+}
+
+/// Whether two messages can go in one `process-batch` call: the guest gets one content
+/// type and one metadata list for the whole run.
+fn same_shape(a: &Message, b: &Message) -> bool {
+    a.content_type == b.content_type && a.metadata == b.metadata
 }
 
 /// Publishes `{"error": reason, "port": port}` on `errors` (a component's `error`

@@ -248,6 +248,7 @@ impl Pool {
 fn add(total: &mut Stats, s: &Stats) {
     total.processed += s.processed;
     total.failed += s.failed;
+    total.batched += s.batched;
     total.recreated += s.recreated;
     total.timer_calls += s.timer_calls;
     total.swaps += s.swaps;

@@ -257,7 +257,14 @@ async fn in_process_one_percent_traps_lose_nothing() {
     }
     let u = reports.iter().find(|r| &*r.process == "u").expect("report");
     let traps = trapped.len() as u64;
-    assert_eq!((u.stats.failed, u.stats.recreated), (traps, traps));
+    assert_eq!(u.stats.failed, traps);
+    // One fresh instance per trap, and one more when the trap ended a run of messages
+    // taken in one call (the run is delivered again one by one; see `batch`).
+    assert!(
+        (traps..=2 * traps).contains(&u.stats.recreated),
+        "{traps} traps, {} instances recreated",
+        u.stats.recreated
+    );
 }
 
 /// The same graph under `run --broker`: the lucky messages come out of `b` once each and

@@ -61,9 +61,14 @@ async fn contained(command: &str, kind: &str) {
     );
     assert_eq!(dead[0].message.data, format!("\"{command}\"").as_bytes());
     let h = reports.iter().find(|r| &*r.process == "h").expect("report");
-    assert_eq!(
-        (h.stats.processed, h.stats.failed, h.stats.recreated),
-        (2, 1, 1)
+    assert_eq!((h.stats.processed, h.stats.failed), (2, 1));
+    // One fresh instance for the fault, and one more when the fault ended a run of
+    // messages taken in one call ("two" queued behind it; the run is delivered again one
+    // by one, see `batch`).
+    assert!(
+        (1..=2).contains(&h.stats.recreated),
+        "{} instances recreated",
+        h.stats.recreated
     );
 }
 
@@ -180,5 +185,7 @@ async fn a_definition_that_changes_between_calls_changes_nothing() {
         "process 's' port 'in': limit-exceeded: sent on undeclared outport 'sneaky'"
     );
     let s = reports.iter().find(|r| &*r.process == "s").expect("report");
-    assert_eq!((s.stats.failed, s.stats.recreated), (1, 1));
+    assert_eq!(s.stats.failed, 1);
+    // Two fresh instances when "again" was taken in one run with "sneak" (see `batch`).
+    assert!((1..=2).contains(&s.stats.recreated));
 }

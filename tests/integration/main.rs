@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod actuators;
+mod batch;
 mod brokers;
 mod cache;
 mod cli;

@@ -320,9 +320,10 @@ pub(super) fn run(engine: &EngineArgs, args: RunArgs) -> anyhow::Result<()> {
             let reports = network.shutdown(args.grace).await;
             for r in reports {
                 tracing::info!(
-                    "{}: {} processed, {} failed, {} recreated, {} swaps ({} rejected)",
+                    "{}: {} processed ({} in runs), {} failed, {} recreated, {} swaps ({} rejected)",
                     r.process,
                     r.stats.processed,
+                    r.stats.batched,
                     r.stats.failed,
                     r.stats.recreated,
                     r.stats.swaps,

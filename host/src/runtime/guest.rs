@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::{CallOutcome, Definition, Instance, Limits, Restored};
+use super::{BatchCall, CallOutcome, Definition, Instance, Limits, Restored};
 use crate::fault::FaultKind;
 
 /// One live instance of participant code.
@@ -15,6 +15,16 @@ pub trait Guest: Send {
     fn start(&mut self) -> CallOutcome;
     /// Handles one message on inport `port`.
     fn process(&mut self, port: &str, msg: &crate::message::Message) -> CallOutcome;
+    /// Whether [`Guest::process_batch`] takes several messages in one call.
+    fn batches(&self) -> bool {
+        false
+    }
+    /// Handles a run of messages that arrived in this order on inport `port` with the
+    /// same content type and metadata, in one call (see the `batch` module).
+    fn process_batch(&mut self, port: &str, msgs: &[&crate::message::Message]) -> BatchCall {
+        let _ = (port, msgs);
+        BatchCall::Unsupported
+    }
     /// Handles the expiry of timer `id`.
     fn on_timer(&mut self, id: u32) -> CallOutcome;
     /// The state to hand to a newer version of the code; `None` when there is none.
@@ -49,6 +59,14 @@ impl Guest for Instance {
 
     fn process(&mut self, port: &str, msg: &crate::message::Message) -> CallOutcome {
         Instance::process(self, port, msg)
+    }
+
+    fn batches(&self) -> bool {
+        Instance::batches(self)
+    }
+
+    fn process_batch(&mut self, port: &str, msgs: &[&crate::message::Message]) -> BatchCall {
+        Instance::process_batch(self, port, msgs)
     }
 
     fn on_timer(&mut self, id: u32) -> CallOutcome {

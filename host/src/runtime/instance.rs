@@ -117,6 +117,7 @@ pub(crate) struct Prepared {
     indices: ParticipantIndices,
     snapshot: Option<ComponentExportIndex>,
     restore: Option<ComponentExportIndex>,
+    batch: Option<ComponentExportIndex>,
 }
 
 impl Prepared {
@@ -126,11 +127,13 @@ impl Prepared {
         let component = pre.component();
         let snapshot = component.get_export_index(None, "snapshot");
         let restore = component.get_export_index(None, "restore");
+        let batch = component.get_export_index(None, "process-batch");
         Ok(Prepared {
             pre,
             indices,
             snapshot,
             restore,
+            batch,
         })
     }
 
@@ -153,13 +156,16 @@ pub enum Restored {
 
 /// A long-lived instance of a participant component.
 pub struct Instance {
-    store: Store<InstanceState>,
+    pub(super) store: Store<InstanceState>,
     guest: Participant,
-    raw: wasmtime::component::Instance,
+    pub(super) raw: wasmtime::component::Instance,
     snapshot: Option<ComponentExportIndex>,
     restore: Option<ComponentExportIndex>,
-    deadline_ticks: u64,
-    uses_wasi: bool,
+    /// The `batched-participant` world's `process-batch` export, if the component has it.
+    pub(super) batch: Option<ComponentExportIndex>,
+    pub(super) scratch: super::batch::Scratch,
+    pub(super) deadline_ticks: u64,
+    pub(super) uses_wasi: bool,
 }
 
 impl std::fmt::Debug for Instance {
@@ -231,6 +237,8 @@ impl Instance {
             raw,
             snapshot: prepared.snapshot,
             restore: prepared.restore,
+            batch: prepared.batch,
+            scratch: Default::default(),
             deadline_ticks,
             uses_wasi,
         })
@@ -247,6 +255,14 @@ impl Instance {
             self.raw
                 .get_typed_func::<(&[u8],), (Result<(), String>,)>(&mut self.store, index)
                 .map_err(|e| format!("export `restore` has the wrong type: {e}"))?;
+        }
+        if let Some(index) = &self.batch {
+            self.raw
+                .get_typed_func::<super::batch::Params<'_>, super::batch::Results>(
+                    &mut self.store,
+                    index,
+                )
+                .map_err(|e| format!("export `process-batch` has the wrong type: {e}"))?;
         }
         Ok(())
     }
@@ -302,7 +318,7 @@ impl Instance {
         }
     }
 
-    fn reset_call_state(&mut self) {
+    pub(super) fn reset_call_state(&mut self) {
         let s = self.store.data_mut();
         s.outputs.clear();
         s.timers.clear();
@@ -418,7 +434,7 @@ impl Instance {
 
 /// Runs a call into a WASI guest. wasmtime-wasi's synchronous bindings block on tokio
 /// internally, which a runtime worker may only do inside `block_in_place`.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
+pub(super) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(f)
@@ -427,7 +443,7 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-fn nack_kind(kind: wit::NackKind) -> FaultKind {
+pub(super) fn nack_kind(kind: wit::NackKind) -> FaultKind {
     match kind {
         wit::NackKind::InvalidInput => FaultKind::InvalidInput,
         wit::NackKind::Unavailable => FaultKind::Unavailable,
@@ -436,7 +452,7 @@ fn nack_kind(kind: wit::NackKind) -> FaultKind {
 }
 
 /// Maps a wasmtime error from a guest call to a fault kind and a one-line detail.
-fn classify(store: &Store<InstanceState>, err: &wasmtime::Error) -> (FaultKind, String) {
+pub(super) fn classify(store: &Store<InstanceState>, err: &wasmtime::Error) -> (FaultKind, String) {
     let trap = err.downcast_ref::<wasmtime::Trap>().copied();
     let kind = match trap {
         Some(wasmtime::Trap::Interrupt) => FaultKind::Timeout,

@@ -13,6 +13,10 @@ pub struct Limits {
     pub max_sends: u32,
     /// Largest message a guest may send, in bytes.
     pub max_message: usize,
+    /// Most messages one guest call may take through `process-batch` (1: one message per
+    /// call). A fault in a run makes a fresh instance take the run's messages one by one,
+    /// so a stateful participant that must see a fault exactly where it happened sets 1.
+    pub batch: u32,
     /// What the guest may reach through WASI (nothing by default).
     pub grants: super::Grants,
 }
@@ -24,6 +28,7 @@ impl Default for Limits {
             deadline: Duration::from_secs(1),
             max_sends: 10_000,
             max_message: 16 << 20,
+            batch: 32,
             grants: super::Grants::default(),
         }
     }
@@ -98,6 +103,14 @@ impl Limits {
             }
             "max-message" | "max_message" => {
                 self.max_message = parse_size(value).ok_or_else(|| err("a size such as 1MiB"))?
+            }
+            "batch" => {
+                self.batch = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| err("a whole number of messages, 1 or more"))?
             }
             _ => return self.grants.apply(key, value),
         }

@@ -4,6 +4,7 @@
 //! Each participant instance owns one `Store`. Guest calls are synchronous: the world's
 //! imports never block, and a per-message epoch deadline bounds how long a call may run.
 
+mod batch;
 mod bindings;
 mod fncache;
 mod guest;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+pub use batch::BatchCall;
 pub(crate) use bindings::Participant;
 pub(crate) use bindings::wasmflo::participant::types as wit;
 pub use guest::{Guest, GuestFactory};

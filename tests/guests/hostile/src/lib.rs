@@ -9,6 +9,8 @@
 //! - `"smash"`: recurses with large frames until the guest's own stack in linear memory
 //!   runs out (wasmtime reports an out-of-bounds memory access);
 //! - `"nack"`: returns an internal nack `hostile: nack requested`;
+//! - `"sendnack"`: sends an echo on `out`, then nacks (internal); the host must drop the
+//!   echo with the message;
 //! - `"flood"`: calls send on `out` 100 000 times, ignoring refusals; nacks (internal)
 //!   if any send was refused;
 //! - `"big"`: sends one message of [`BIG_MESSAGE`] bytes on `out`;
@@ -46,6 +48,8 @@ pub enum Command {
     Smash,
     /// Return an internal nack.
     Nack,
+    /// Send an echo, then nack.
+    SendNack(Value),
     /// Send [`FLOOD_COUNT`] messages.
     Flood,
     /// Send one message of [`BIG_MESSAGE`] bytes.
@@ -67,6 +71,7 @@ impl Command {
             Some("deep") => Self::Deep,
             Some("smash") => Self::Smash,
             Some("nack") => Self::Nack,
+            Some("sendnack") => Self::SendNack(value),
             Some("flood") => Self::Flood,
             Some("big") => Self::Big,
             _ => match value.get("busy").and_then(Value::as_u64) {
@@ -124,6 +129,10 @@ impl Participant for Hostile {
                         Err(Nack::internal("hostile: recursion returned"))
                     }
                     Command::Nack => Err(Nack::internal("hostile: nack requested")),
+                    Command::SendNack(input) => {
+                        ctx.send_json("out", &echo(input, self.param.as_ref(), self.count))?;
+                        Err(Nack::internal("hostile: nack after sending"))
+                    }
                     Command::Flood => flood(ctx),
                     Command::Big => ctx.send(
                         "out",
