@@ -396,34 +396,32 @@ impl Fast {
 
     /// The next data delivery and up to `max - 1` more already queued on the same port.
     fn data_run(&mut self, max: usize) -> Option<(Arc<str>, Vec<Delivery>)> {
-        let n = self.data.len();
-        for i in 0..n {
-            let at = (self.turn + i) % n;
-            let (port, poller) = &mut self.data[at];
-            if let Some(d) = poller.try_next() {
-                self.turn = (at + 1) % n;
-                let mut run = Vec::with_capacity(max);
-                run.push(d);
-                while run.len() < max {
-                    match poller.try_next() {
-                        Some(d) => run.push(d),
-                        None => break,
-                    }
-                }
-                return Some((port.clone(), run));
+        let (at, first) = self.next_data()?;
+        let (port, poller) = &mut self.data[at];
+        let mut run = Vec::with_capacity(max);
+        run.push(first);
+        while run.len() < max {
+            match poller.try_next() {
+                Some(d) => run.push(d),
+                None => break,
             }
         }
-        None
+        Some((port.clone(), run))
     }
 
     fn data(&mut self) -> Option<(Arc<str>, Delivery)> {
+        let (at, d) = self.next_data()?;
+        Some((self.data[at].0.clone(), d))
+    }
+
+    /// A waiting data delivery and the index of its port, starting at `turn`.
+    fn next_data(&mut self) -> Option<(usize, Delivery)> {
         let n = self.data.len();
         for i in 0..n {
             let at = (self.turn + i) % n;
-            let (port, poller) = &mut self.data[at];
-            if let Some(d) = poller.try_next() {
+            if let Some(d) = self.data[at].1.try_next() {
                 self.turn = (at + 1) % n;
-                return Some((port.clone(), d));
+                return Some((at, d));
             }
         }
         None
