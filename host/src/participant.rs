@@ -760,14 +760,20 @@ impl Participant {
             std::time::Instant::now()
         });
         let result = self.call_process(port, &delivery.message).await;
-        if let (Some(m), Some(began)) = (&self.metrics, began) {
-            m.finished(result.is_ok(), began.elapsed());
-            if !self.served {
-                self.served = true;
-                m.instance_serving();
-            }
+        if let Some(began) = began {
+            self.finished(result.is_ok(), began.elapsed());
         }
         self.settle(port, delivery, result).await;
+    }
+
+    /// Records a handled message in the role's metrics (started before the call).
+    fn finished(&mut self, ok: bool, took: std::time::Duration) {
+        let Some(m) = &self.metrics else { return };
+        m.finished(ok, took);
+        if !self.served {
+            self.served = true;
+            m.instance_serving();
+        }
     }
 
     /// Whether the current instance takes runs of messages in one call.
@@ -822,12 +828,8 @@ impl Participant {
                         let result = self.apply(port, outcome).await.map_err(|f| f.to_string());
                         if let Some(m) = &self.metrics {
                             m.started();
-                            m.finished(result.is_ok(), each);
-                            if !self.served {
-                                self.served = true;
-                                m.instance_serving();
-                            }
                         }
+                        self.finished(result.is_ok(), each);
                         self.settle(port, delivery, result).await;
                     }
                     return;

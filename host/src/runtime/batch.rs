@@ -17,7 +17,7 @@
 //! per-message deadline times its length, and a message may make at most the per-message
 //! number of sends.
 
-use super::instance::{blocking, classify, nack_kind};
+use super::instance::{blocking, borrowed, classify, nack_kind};
 use super::{CallOutcome, Instance, wit};
 use crate::fault::FaultKind;
 use crate::message::Message;
@@ -82,11 +82,7 @@ impl Instance {
                 .all(|m| m.content_type == first.content_type && m.metadata == first.metadata)
         );
         let n = u32::try_from(msgs.len()).unwrap_or(u32::MAX);
-        let pairs: Vec<(&str, &str)> = first
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let pairs = borrowed(&first.metadata);
         // Reused from run to run: a busy participant allocates nothing here.
         let mut payloads = std::mem::take(&mut self.scratch.payloads);
         let mut lengths = std::mem::take(&mut self.scratch.lengths);
@@ -97,19 +93,13 @@ impl Instance {
             // A message over 4 GiB cannot be a payload of any call.
             lengths.push(u32::try_from(m.data.len()).unwrap_or(u32::MAX));
         }
+        self.begin_call(&first.metadata, n);
         let per_message_sends = {
             let s = self.store.data_mut();
-            s.input_metadata.clear();
-            s.input_metadata.extend_from_slice(&first.metadata);
-            s.sends = 0;
-            s.violation = None;
-            s.refused = 0;
             let per_message = s.max_sends;
             s.max_sends = per_message.saturating_mul(n);
             per_message
         };
-        self.store
-            .set_epoch_deadline(self.deadline_ticks.saturating_mul(u64::from(n)));
         let called = match self
             .raw
             .get_typed_func::<Params<'_>, Results>(&mut self.store, index)

@@ -318,6 +318,20 @@ impl Instance {
         }
     }
 
+    /// Prepares the store for a call delivering `messages` messages with `metadata`: the
+    /// metadata outputs inherit, fresh send accounting, and a CPU deadline of one
+    /// per-message deadline per message.
+    pub(super) fn begin_call(&mut self, metadata: &[(String, String)], messages: u32) {
+        let s = self.store.data_mut();
+        s.input_metadata.clear();
+        s.input_metadata.extend_from_slice(metadata);
+        s.sends = 0;
+        s.violation = None;
+        s.refused = 0;
+        self.store
+            .set_epoch_deadline(self.deadline_ticks.saturating_mul(u64::from(messages)));
+    }
+
     pub(super) fn reset_call_state(&mut self) {
         let s = self.store.data_mut();
         s.outputs.clear();
@@ -364,11 +378,7 @@ impl Instance {
 
     /// Delivers `msg` on inport `port`.
     pub fn process(&mut self, port: &str, msg: &Message) -> CallOutcome {
-        let pairs: Vec<(&str, &str)> = msg
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let pairs = borrowed(&msg.metadata);
         let wire = wit::MessageParam {
             content_type: &msg.content_type,
             data: &msg.data,
@@ -392,15 +402,7 @@ impl Instance {
             &mut Store<InstanceState>,
         ) -> wasmtime::Result<Result<(), wit::Nack>>,
     ) -> CallOutcome {
-        {
-            let s = self.store.data_mut();
-            s.input_metadata.clear();
-            s.input_metadata.extend_from_slice(metadata);
-            s.sends = 0;
-            s.violation = None;
-            s.refused = 0;
-        }
-        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.begin_call(metadata, 1);
         let called = if self.uses_wasi {
             blocking(|| f(&self.guest, &mut self.store))
         } else {
@@ -430,6 +432,14 @@ impl Instance {
             result,
         }
     }
+}
+
+/// Metadata pairs as the canonical ABI lowers them.
+pub(super) fn borrowed(metadata: &[(String, String)]) -> Vec<(&str, &str)> {
+    metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 /// Runs a call into a WASI guest. wasmtime-wasi's synchronous bindings block on tokio

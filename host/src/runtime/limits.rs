@@ -170,6 +170,13 @@ mod tests {
         assert_eq!(l.apply("memory", "8MiB"), Ok(true));
         assert_eq!(l.memory, 8 << 20);
         assert_eq!(l.apply("x", "10"), Ok(false));
+        assert_eq!(l.apply("batch", "1"), Ok(true));
+        assert_eq!(l.batch, 1);
+        let e = l.apply("batch", "0").map(|_| ()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bad value \"0\" for 'batch': a whole number of messages, 1 or more"
+        );
         let e = l.apply("deadline", "soon").map(|_| ()).unwrap_err();
         assert_eq!(
             e.to_string(),
