@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+use wasmflo_host::discovery::{Participant, Port as DiscoveryPort};
 use wasmflo_host::message::Message;
 use wasmflo_host::scaling::actuator::Actuator;
 use wasmflo_host::scaling::autoscale::{Autoscaler, DecisionRecord};
@@ -702,4 +703,84 @@ async fn an_external_start_time_is_measured_from_amqp_consumers() {
         "{measured}"
     );
     drop(workers);
+}
+
+/// Announces an external worker `id` of the role reading `queue`, as a MsgFlo
+/// participant does when it starts (and again every discovery period).
+async fn announce(running: &Running, id: &str, queue: &str) {
+    let worker = Participant {
+        id: id.to_string(),
+        role: "ext".to_string(),
+        component: "Worker".to_string(),
+        label: String::new(),
+        icon: String::new(),
+        inports: vec![DiscoveryPort {
+            id: "in".to_string(),
+            type_: "any".to_string(),
+            queue: queue.to_string(),
+            description: String::new(),
+        }],
+        outports: Vec::new(),
+    };
+    running.send_msg("fbp", worker.to_message()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_start_time_is_measured_from_discovery_messages() {
+    let graph = fbp("w(test/Hostile)");
+    let mut running = start(&graph, &test_components()).await.expect("starts");
+    backlog(&running, "ext.jobs", 200).await;
+    // `boot: 30` until the workers' start is measured; the command confirms at once.
+    let config = "'*': {pollinterval: 0.01, history: 0.1}\n\
+         ext: {p: 0.01, d: 0.1, min: 1, max: 4, boot: 30, q: ext.jobs, command: 'true'}\n";
+    let mut scaling = Scaling::start(&running, config, None);
+    scaling
+        .until("the command confirms 4 workers", |r| settled(r, "ext"))
+        .await;
+    let asked = scaling.first("ext", "poll");
+    assert_eq!((asked.from, asked.asked), (1, Some(4)), "{asked:?}");
+    // Three workers are added. A re-announcement is not a join, nor is a worker of
+    // another queue: two of the three have started so far.
+    announce(&running, "ext-a", "ext.jobs").await;
+    announce(&running, "ext-a", "ext.jobs").await;
+    announce(&running, "other-x", "other.jobs").await;
+    announce(&running, "ext-b", "ext.jobs").await;
+    let polls = |r: &[DecisionRecord]| r.iter().filter(|d| d.trigger == "poll").count();
+    let before = polls(&scaling.records);
+    scaling
+        .until("three more polls", |r| polls(r) >= before + 3)
+        .await;
+    let last_poll = scaling
+        .records
+        .iter()
+        .rev()
+        .find(|d| d.trigger == "poll")
+        .cloned()
+        .expect("a poll");
+    assert_eq!(last_poll.start_time, 30.0, "not started yet: {last_poll:?}");
+    announce(&running, "ext-c", "ext.jobs").await;
+    scaling
+        .until("a decision planning with the measured start time", |r| {
+            r.iter()
+                .any(|d| d.trigger == "poll" && d.start_time != 30.0)
+        })
+        .await;
+    let measured = scaling
+        .records
+        .iter()
+        .find(|d| d.trigger == "poll" && d.start_time != 30.0)
+        .cloned()
+        .expect("measured");
+    // From the ask to the third join: after the last poll that saw only two, before
+    // the first decision that used it.
+    let took = measured.start_time;
+    assert!(
+        took >= last_poll.t - asked.t && took <= measured.t - asked.t,
+        "start {took} s: asked at {} s, last unstarted poll at {} s, measured by {} s",
+        asked.t,
+        last_poll.t,
+        measured.t
+    );
+    scaling.stop().await;
+    halt(&mut running).await;
 }

@@ -26,10 +26,18 @@
 //! pool's queue set-up plus instantiate, `start` and parameter replay, smoothed; see
 //! [`RoleMetrics::start_time`]) and replaces the configuration's `boot` once an instance
 //! has started. For roles scaled by an external [`Actuator`], whose starts the host
-//! cannot see, `boot` stays in use unless the transport counts a queue's consumers (AMQP's
-//! passive `queue.declare`): then, after a call that raised the count succeeded, the time
-//! until the role's queue has as many consumers is the measured start time (smoothed like
-//! the pool's; read at each watch and poll, so to within `watchinterval`).
+//! cannot see, `boot` stays in use until a start is observed. A start is timed from the
+//! decision that asked for more workers (so the actuator's own delay is part of it); once
+//! the call has succeeded, it ends when the role's queue has as many consumers, where
+//! the transport counts them (AMQP's passive `queue.declare`; read at each watch and poll,
+//! so to within `watchinterval`), or when as many new workers as were added have announced
+//! themselves with MsgFlo discovery messages naming the role's queue among their inports
+//! (every transport; to within a message). Its duration is the measured start time,
+//! smoothed like the pool's. A new worker is one whose discovery `id` this autoscaler has
+//! not seen before, so workers already running must have announced themselves once
+//! (MsgFlo re-announces every period / 2.2, 27 s by default) before a start that follows
+//! the autoscaler's own start is timed exactly; until then their first announcements count
+//! as joins and make the start look shorter.
 //!
 //! An external actuator (a command or an HTTP endpoint) is called by a task of its role's
 //! own ([`super::external`]), never by the loop: a decision hands it the count wanted
@@ -38,6 +46,7 @@
 //! record of its own (`"trigger":"actuator"`, `to` the confirmed count, or `from` and an
 //! `error` on failure).
 
+use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -51,9 +60,10 @@ use super::config::{ActuatorConfig, RoleConfig, ScalingConfig};
 use super::external::{Caller, Outcome};
 use super::policy::{History, Inputs, Policy, ProcessingStats, Sample};
 use super::pressure::PressureRelay;
+use crate::discovery::Participant;
 use crate::metrics::{RoleMetrics, TimeSums};
 use crate::network::Network;
-use crate::transport::{Transport, queue_name};
+use crate::transport::{Delivery, Subscription, Transport, queue_name};
 
 /// Why an autoscaler cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -203,15 +213,32 @@ struct Scaled {
     caller: Option<Caller>,
     /// The role's last decision (the base of an `actuator` record).
     last: Option<DecisionRecord>,
-    /// An external scale-up being timed: since when (autoscaler time), to how many.
-    starting: Option<(Duration, u32)>,
+    /// An external scale-up being timed.
+    starting: Option<Starting>,
     /// The measured start time of an external role's workers.
     start_time: Option<Duration>,
+    /// When the external actuator was handed the count of the call in flight.
+    asked_at: Option<Duration>,
+    /// Discovery ids of the external role's workers seen so far.
+    seen: HashSet<String>,
+    /// When the latest of them first announced themselves, oldest first.
+    joins: VecDeque<Duration>,
     queues: Vec<String>,
     metrics: Arc<RoleMetrics>,
     history: History,
     estimator: Estimator,
     saturated: bool,
+}
+
+/// An external scale-up being timed.
+#[derive(Debug, Clone, Copy)]
+struct Starting {
+    /// When the count was asked for (autoscaler time).
+    since: Duration,
+    /// The count before.
+    from: u32,
+    /// The count confirmed.
+    to: u32,
 }
 
 /// The autoscaler task of one network.
@@ -292,6 +319,9 @@ impl Autoscaler {
                 last: None,
                 starting: None,
                 start_time: None,
+                asked_at: None,
+                seen: HashSet::new(),
+                joins: VecDeque::new(),
                 queues,
                 metrics: network.metrics().role(&role.name),
                 history: History::for_config(&config),
@@ -376,6 +406,16 @@ impl Autoscaler {
             }
         }
         drop(done);
+        // External workers announce themselves: their discovery messages time their starts.
+        let mut discoveries = None;
+        if self.roles.iter().any(|r| r.caller.is_some()) {
+            match self.transport.discoveries().await {
+                Ok(sub) => discoveries = Some(sub),
+                Err(e) => tracing::warn!(
+                    "not timing external starts from discovery messages (`boot` stays in use where the transport counts no consumers): {e}"
+                ),
+            }
+        }
         let poll = self.config.poll_interval.max(Duration::from_micros(100));
         let mut ticks = tokio::time::interval(poll);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -407,6 +447,13 @@ impl Autoscaler {
                     self.measure_starts(began.elapsed()).await;
                     self.watch_external(began.elapsed()).await;
                 }
+                delivery = next_discovery(&mut discoveries) => match delivery {
+                    Some(d) => {
+                        self.discovered(&d.message.data, began.elapsed());
+                        d.ack();
+                    }
+                    None => discoveries = None,
+                },
             }
         }
         drop(relay);
@@ -495,6 +542,8 @@ impl Autoscaler {
                 if Some(n) != role.asked.or(role.requested) {
                     caller.ask(n);
                     role.asked = Some(n);
+                    // A count replacing a pending one keeps the first ask's time.
+                    role.asked_at.get_or_insert(now);
                     asked = Some(n);
                 }
             }
@@ -590,30 +639,43 @@ impl Autoscaler {
             return;
         };
         'roles: for role in &mut self.roles {
-            let Some((since, count)) = role.starting else {
+            let Some(starting) = role.starting else {
                 continue;
             };
             let mut consumers = 0u64;
             for queue in &role.queues {
                 match reader.consumers(queue).await {
                     Ok(Some(n)) => consumers += n,
-                    // The transport cannot tell: `boot` stays.
-                    Ok(None) => {
-                        role.starting = None;
-                        continue 'roles;
-                    }
-                    Err(_) => continue 'roles,
+                    // The transport cannot tell: discovery messages may.
+                    Ok(None) | Err(_) => continue 'roles,
                 }
             }
-            if consumers >= u64::from(count) {
-                let sample = now.saturating_sub(since);
-                // Each new start moves the estimate a quarter of the way, as for pools.
-                role.start_time = Some(match role.start_time {
-                    Some(old) => old.mul_f64(0.75) + sample.mul_f64(0.25),
-                    None => sample,
-                });
-                role.starting = None;
+            if consumers >= u64::from(starting.to) {
+                role.started(now.saturating_sub(starting.since));
             }
+        }
+    }
+
+    /// Notes a discovery message: a worker of an external role announcing itself for the
+    /// first time may end a start being timed.
+    fn discovered(&mut self, data: &[u8], now: Duration) {
+        let Ok(participant) = Participant::parse(data) else {
+            return;
+        };
+        for role in &mut self.roles {
+            let serves = participant
+                .inports
+                .iter()
+                .any(|p| role.queues.contains(&p.queue));
+            // Re-announcements of a worker seen before are not joins.
+            if role.caller.is_none() || !serves || !role.seen.insert(participant.id.clone()) {
+                continue;
+            }
+            role.joins.push_back(now);
+            if role.joins.len() > MAX_JOINS {
+                role.joins.pop_front();
+            }
+            role.count_joins();
         }
     }
 
@@ -624,10 +686,13 @@ impl Autoscaler {
             role.asked = None;
         }
         let from = role.requested.unwrap_or(role.config.minimum);
+        let since = role.asked_at.take().unwrap_or(now);
         let (to, error) = match outcome.result {
             Ok(n) => {
                 role.requested = Some(n);
-                role.starting = (n > from).then_some((now, n));
+                role.starting = (n > from).then_some(Starting { since, from, to: n });
+                // Workers may have announced themselves before the call returned.
+                role.count_joins();
                 (n, None)
             }
             Err(e) => {
@@ -660,6 +725,46 @@ impl Autoscaler {
         if let Some(tx) = &self.records {
             let _ = tx.send(record);
         }
+    }
+}
+
+/// First announcements remembered per external role: enough for any one scale-up.
+const MAX_JOINS: usize = 1024;
+
+impl Scaled {
+    /// Ends the start being timed once as many new workers as it added have announced
+    /// themselves since it was asked for.
+    fn count_joins(&mut self) {
+        let Some(starting) = self.starting else {
+            return;
+        };
+        let added = (starting.to - starting.from) as usize;
+        let last = self
+            .joins
+            .iter()
+            .filter(|&&t| t >= starting.since)
+            .nth(added.saturating_sub(1));
+        if let Some(&t) = last {
+            self.started(t.saturating_sub(starting.since));
+        }
+    }
+
+    /// Ends the start being timed, which took `sample`.
+    fn started(&mut self, sample: Duration) {
+        // Each new start moves the estimate a quarter of the way, as for pools.
+        self.start_time = Some(match self.start_time {
+            Some(old) => old.mul_f64(0.75) + sample.mul_f64(0.25),
+            None => sample,
+        });
+        self.starting = None;
+    }
+}
+
+/// The next discovery message, or never when there is no subscription.
+async fn next_discovery(discoveries: &mut Option<Subscription>) -> Option<Delivery> {
+    match discoveries {
+        Some(sub) => sub.next().await,
+        None => std::future::pending().await,
     }
 }
 
