@@ -65,13 +65,16 @@ impl From<Nack> for wit::Nack {
 }
 
 pub(crate) fn send(port: &str, msg: Message) -> Result<(), SendError> {
+    #[cfg(not(feature = "device"))]
+    let msg = match run::send(port, msg) {
+        Ok(taken) => return taken,
+        Err(msg) => msg,
+    };
     host::send(port, &msg.into()).map_err(|err| match err {
         wit::SendError::UnknownPort => SendError::UnknownPort,
         wit::SendError::TooLarge => SendError::TooLarge,
         wit::SendError::TooMany => SendError::TooMany,
-    })?;
-    SENT.set(SENT.get().wrapping_add(1));
-    Ok(())
+    })
 }
 
 pub(crate) fn log(level: LogLevel, text: &str) {
@@ -94,10 +97,6 @@ pub(crate) fn cancel_timer(id: u32) {
 }
 
 std::thread_local! {
-    /// Sends the host accepted in this instance: `process-batch` tells the host how many
-    /// belong to each message.
-    static SENT: Cell<u32> = const { Cell::new(0) };
-
     /// The participant of this instance. A component instance is single-threaded and its
     /// exports are never re-entered, so a cell taken for the duration of a call suffices.
     static INSTANCE: Cell<Option<Box<dyn Any>>> = const { Cell::new(None) };
@@ -142,8 +141,11 @@ impl<P: Participant> crate::__private::bindings::Guest for Exports<P> {
         metadata: Vec<(String, String)>,
         payloads: Vec<u8>,
         lengths: Vec<u32>,
-    ) -> Vec<crate::__private::bindings::BatchOutcome> {
-        with_instance(|p: &mut P, ctx| {
+        max_sends: u32,
+        max_size: u32,
+    ) -> crate::__private::bindings::BatchResult {
+        run::begin::<P>(&metadata, max_sends, max_size);
+        let outcomes = with_instance(|p: &mut P, ctx| {
             let mut at = 0usize;
             lengths
                 .into_iter()
@@ -151,7 +153,7 @@ impl<P: Participant> crate::__private::bindings::Guest for Exports<P> {
                     let end = at.saturating_add(len as usize);
                     let data = payloads.get(at..end).map(<[u8]>::to_vec);
                     at = end;
-                    let before = SENT.get();
+                    run::next_message();
                     let result = match data {
                         Some(data) => {
                             let msg = Message {
@@ -166,12 +168,13 @@ impl<P: Participant> crate::__private::bindings::Guest for Exports<P> {
                         }
                     };
                     crate::__private::bindings::BatchOutcome {
-                        sent: SENT.get().wrapping_sub(before),
+                        sent: run::sent(),
                         result,
                     }
                 })
                 .collect()
-        })
+        });
+        run::finish(outcomes)
     }
 
     fn snapshot() -> Option<Vec<u8>> {
@@ -180,5 +183,151 @@ impl<P: Participant> crate::__private::bindings::Guest for Exports<P> {
 
     fn restore(state: Vec<u8>) -> Result<(), String> {
         with_instance(|p: &mut P, _| p.restore(&state))
+    }
+}
+
+/// The sends of a `process-batch` call, kept in the guest and returned with its outcomes
+/// instead of going through the `send` import one by one.
+#[cfg(not(feature = "device"))]
+mod run {
+    use core::cell::{OnceCell, RefCell};
+
+    use crate::__private::bindings::{BatchOutcome, BatchResult, BatchSend};
+    use crate::{Message, Participant, SendError};
+
+    /// The current run's sends and limits.
+    struct Run {
+        max_sends: u32,
+        max_size: u32,
+        /// The run's metadata: a send carrying exactly these pairs returns none, as the
+        /// host adds them to every output anyway.
+        metadata: Vec<(String, String)>,
+        /// Sends of the message being processed.
+        current: u32,
+        sends: Vec<BatchSend>,
+        payloads: Vec<u8>,
+        violation: Option<String>,
+    }
+
+    std::thread_local! {
+        /// Set during a `process-batch` call.
+        static RUN: RefCell<Option<Run>> = const { RefCell::new(None) };
+        /// The component's outport names, in definition order: a send's port index.
+        static OUTPORTS: OnceCell<Vec<String>> = const { OnceCell::new() };
+    }
+
+    /// Starts a run: sends are kept until [`finish`].
+    pub(super) fn begin<P: Participant>(
+        metadata: &[(String, String)],
+        max_sends: u32,
+        max_size: u32,
+    ) {
+        OUTPORTS.with(|o| {
+            o.get_or_init(|| {
+                P::definition()
+                    .outports()
+                    .iter()
+                    .map(|p| p.id().to_owned())
+                    .collect()
+            });
+        });
+        RUN.set(Some(Run {
+            max_sends,
+            max_size,
+            metadata: metadata.to_vec(),
+            current: 0,
+            sends: Vec::new(),
+            payloads: Vec::new(),
+            violation: None,
+        }));
+    }
+
+    /// The next message of the run begins.
+    pub(super) fn next_message() {
+        RUN.with_borrow_mut(|run| {
+            if let Some(run) = run {
+                run.current = 0;
+            }
+        });
+    }
+
+    /// Sends made while processing the current message.
+    pub(super) fn sent() -> u32 {
+        RUN.with_borrow(|run| run.as_ref().map_or(0, |r| r.current))
+    }
+
+    /// Ends the run, handing its sends to the host.
+    pub(super) fn finish(outcomes: Vec<BatchOutcome>) -> BatchResult {
+        let run = RUN.take();
+        let (sends, payloads, violation) = run.map_or((Vec::new(), Vec::new(), None), |r| {
+            (r.sends, r.payloads, r.violation)
+        });
+        BatchResult {
+            outcomes,
+            sends,
+            payloads,
+            violation,
+        }
+    }
+
+    /// Keeps `msg` when a run is in progress (`Ok` with what `send` would have said), or
+    /// gives it back (`Err`) for the `send` import.
+    pub(super) fn send(port: &str, msg: Message) -> Result<Result<(), SendError>, Message> {
+        RUN.with_borrow_mut(|run| match run {
+            Some(run) => {
+                Ok(OUTPORTS.with(|o| run.keep(o.get().map_or(&[], Vec::as_slice), port, msg)))
+            }
+            None => Err(msg),
+        })
+    }
+
+    impl Run {
+        /// Refuses a send as the host would and remembers the first refusal: the host
+        /// then fails the run and delivers its messages one by one.
+        fn refuse(
+            &mut self,
+            err: SendError,
+            why: impl FnOnce() -> String,
+        ) -> Result<(), SendError> {
+            if self.violation.is_none() {
+                self.violation = Some(why());
+            }
+            Err(err)
+        }
+
+        fn keep(&mut self, outports: &[String], port: &str, msg: Message) -> Result<(), SendError> {
+            let Some(index) = outports.iter().position(|p| p.eq_ignore_ascii_case(port)) else {
+                return self.refuse(SendError::UnknownPort, || {
+                    format!("sent on undeclared outport '{port}'")
+                });
+            };
+            let len = msg.data.len();
+            if len > self.max_size as usize {
+                let max = self.max_size;
+                return self.refuse(SendError::TooLarge, || {
+                    format!("sent {len} bytes on '{port}', more than the {max} allowed")
+                });
+            }
+            if self.current >= self.max_sends {
+                let max = self.max_sends;
+                return self.refuse(SendError::TooMany, || {
+                    format!("sent more than {max} messages in one call")
+                });
+            }
+            self.current += 1;
+            self.payloads.extend_from_slice(&msg.data);
+            let metadata = if msg.metadata == self.metadata {
+                Vec::new()
+            } else {
+                msg.metadata
+            };
+            self.sends.push(BatchSend {
+                port: u32::try_from(index).unwrap_or(u32::MAX),
+                content_type: msg.content_type,
+                length: u32::try_from(len).unwrap_or(u32::MAX),
+                metadata,
+            });
+            Ok(())
+        }
     }
 }

@@ -29,7 +29,7 @@ fn msg(json: serde_json::Value) -> Message {
 
 /// What a call did, comparable across the two ways of calling.
 type Seen = (
-    Vec<(usize, Vec<u8>, Vec<(String, String)>)>,
+    Vec<(usize, String, Vec<u8>, Vec<(String, String)>)>,
     Result<(), String>,
 );
 
@@ -38,7 +38,7 @@ fn seen(outcome: CallOutcome) -> Seen {
         outcome
             .outputs
             .into_iter()
-            .map(|(port, m)| (port, m.data.to_vec(), m.metadata))
+            .map(|(port, m)| (port, m.content_type, m.data.to_vec(), m.metadata))
             .collect(),
         outcome
             .result
@@ -55,6 +55,7 @@ fn a_run_gives_each_message_what_process_gives_it() {
         json!("nack"),
         json!([1, 2, 3]),
         json!("sendnack"),
+        json!({"tag": "mine", "pad": "a longer payload than the others around it"}),
         json!("last"),
     ]
     .into_iter()
@@ -73,15 +74,21 @@ fn a_run_gives_each_message_what_process_gives_it() {
     let got: Vec<Seen> = outcomes.into_iter().map(seen).collect();
     assert_eq!(got, expected);
 
-    // The nacked messages' sends are dropped with them; the rest carry the metadata.
+    // The nacked messages' sends are dropped with them; the rest carry the metadata,
+    // where a pair the guest set wins.
     assert!(got[1].0.is_empty() && got[1].1.is_err());
     assert_eq!(
-        got[6].0[0].2,
+        got[7].0[0].3,
         vec![("correlation-id".to_string(), "run-7".to_string())]
     );
-    // State lives across the run as across calls: the last echo counts all seven.
-    let last: serde_json::Value = serde_json::from_slice(&got[6].0[0].1).expect("JSON");
-    assert_eq!(last["count"], 7);
+    assert_eq!(
+        got[6].0[0].3,
+        vec![("correlation-id".to_string(), "mine".to_string())]
+    );
+    assert_eq!(got[7].0[0].1, "application/json");
+    // State lives across the run as across calls: the last echo counts all eight.
+    let last: serde_json::Value = serde_json::from_slice(&got[7].0[0].2).expect("JSON");
+    assert_eq!(last["count"], 8);
 }
 
 #[test]
@@ -94,6 +101,7 @@ fn a_fault_fails_the_run_as_a_whole() {
         (json!("trap"), "trap"),
         (json!("flood"), "limit-exceeded"),
         (json!("big"), "limit-exceeded"),
+        (json!("stray"), "limit-exceeded"),
     ];
     for (command, kind) in cases {
         let mut guest = hostile(&limits);

@@ -231,6 +231,13 @@ impl Subscription {
 pub trait PublishSink: Send + Sync {
     /// Publishes `msg`; resolves once the transport has accepted it (broker confirm).
     fn publish(&self, msg: Message) -> BoxFuture<'_, Result<(), TransportError>>;
+
+    /// Publishes `msg` at once when the transport takes it without waiting (in-process),
+    /// which spares a boxed future per message; `Err` hands `msg` back for
+    /// [`PublishSink::publish`].
+    fn publish_now(&self, msg: Message) -> Result<Result<(), TransportError>, Message> {
+        Err(msg)
+    }
 }
 
 /// A cheap, cloneable handle publishing to one topic.
@@ -260,7 +267,10 @@ impl Publisher {
 
     /// Publishes `msg`.
     pub async fn publish(&self, msg: Message) -> Result<(), TransportError> {
-        self.sink.publish(msg).await
+        match self.sink.publish_now(msg) {
+            Ok(published) => published,
+            Err(msg) => self.sink.publish(msg).await,
+        }
     }
 }
 

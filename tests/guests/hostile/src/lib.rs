@@ -14,6 +14,10 @@
 //! - `"flood"`: calls send on `out` 100 000 times, ignoring refusals; nacks (internal)
 //!   if any send was refused;
 //! - `"big"`: sends one message of [`BIG_MESSAGE`] bytes on `out`;
+//! - `"stray"`: sends on `nowhere`, an outport it does not declare, and nacks with the
+//!   refusal;
+//! - `{"tag": T, ...}`: echoes like any other value, setting metadata `correlation-id`
+//!   to the string `T` itself (it wins over the inherited pair);
 //! - `{"busy": N, ...}`: spins N loop iterations (a job with a processing time), then
 //!   echoes like any other value;
 //! - anything else (any JSON): sends `{"echo":<input>,"param":<last param or null>,
@@ -54,6 +58,10 @@ pub enum Command {
     Flood,
     /// Send one message of [`BIG_MESSAGE`] bytes.
     Big,
+    /// Send on an undeclared outport.
+    Stray,
+    /// Echo this value with `correlation-id` set to the tag.
+    Tagged(String, Value),
     /// Spin this many iterations, then echo the value.
     Busy(u64, Value),
     /// Echo this value.
@@ -74,9 +82,14 @@ impl Command {
             Some("sendnack") => Self::SendNack(value),
             Some("flood") => Self::Flood,
             Some("big") => Self::Big,
-            _ => match value.get("busy").and_then(Value::as_u64) {
-                Some(n) => Self::Busy(n, value),
-                None => Self::Echo(value),
+            Some("stray") => Self::Stray,
+            _ => match (
+                value.get("busy").and_then(Value::as_u64),
+                value.get("tag").and_then(Value::as_str),
+            ) {
+                (Some(n), _) => Self::Busy(n, value),
+                (None, Some(tag)) => Self::Tagged(tag.to_owned(), value),
+                (None, None) => Self::Echo(value),
             },
         })
     }
@@ -141,6 +154,14 @@ impl Participant for Hostile {
                     Command::Busy(n, input) => {
                         busy(n);
                         ctx.send_json("out", &echo(input, self.param.as_ref(), self.count))
+                    }
+                    Command::Stray => ctx.send("nowhere", Message::from_json("stray")?),
+                    Command::Tagged(tag, input) => {
+                        let reply = echo(input, self.param.as_ref(), self.count);
+                        ctx.send(
+                            "out",
+                            Message::from_json(&reply)?.with_metadata("correlation-id", tag),
+                        )
                     }
                     Command::Echo(input) => {
                         ctx.send_json("out", &echo(input, self.param.as_ref(), self.count))
