@@ -174,13 +174,26 @@ fn the_device_build_gives_identical_results_on_both_hosts() {
     ten_thousand_inputs(&device_component("temperature/Format"));
 }
 
-/// The device build gives, on the server host, exactly the standard build's results
-/// for the 10,000 inputs (both computed now).
+/// The device build gives, on the server host, the standard build's results for the
+/// 10,000 inputs (both computed now): the same outputs, timers and fault kinds. Nack
+/// reasons are left out: the device build parses JSON without serde_json and does not
+/// print floats, so its reasons are shorter texts (each build still gives the same
+/// reasons on both hosts, checked above).
 #[test]
 fn the_device_build_gives_the_standard_builds_results() {
     let calls = inputs(0x5eed_f00d_cafe_d00d);
-    let standard = run_server(&component("temperature/Format"), &calls);
-    let device = run_server(&device_component("temperature/Format"), &calls);
+    let without_reason = |seen: Vec<common::Seen>| -> Vec<common::Seen> {
+        seen.into_iter()
+            .map(|mut s| {
+                if let Err((kind, Some(_))) = &s.result {
+                    s.result = Err((kind.clone(), None));
+                }
+                s
+            })
+            .collect()
+    };
+    let standard = without_reason(run_server(&component("temperature/Format"), &calls));
+    let device = without_reason(run_server(&device_component("temperature/Format"), &calls));
     assert_eq!(standard.len(), device.len());
     if let Some(i) = standard.iter().zip(&device).position(|(s, d)| s != d) {
         panic!(

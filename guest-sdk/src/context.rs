@@ -184,6 +184,12 @@ impl Context {
         self.send(port, Message::from_json(value)?)
     }
 
+    /// Sends the JSON string `text` on outport `port`, without serde
+    /// ([`Message::from_json_str`]).
+    pub fn send_json_str(&mut self, port: &str, text: &str) -> Result<(), Nack> {
+        self.send(port, Message::from_json_str(text))
+    }
+
     /// Writes a log line attributed to this process.
     pub fn log(&mut self, level: LogLevel, text: impl fmt::Display) {
         let text = text.to_string();

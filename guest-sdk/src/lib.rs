@@ -42,6 +42,8 @@
 //! - `participant`: the [`Participant`] trait.
 //! - `context`: [`Context`] — send, log, timers; a recording mode for native tests.
 //! - `message`: [`Message`] and its JSON/text/metadata helpers.
+//! - [`lite`]: serde-free JSON numbers and strings (`Message::json_f64`, `json_string`,
+//!   `from_json_str`), for the device profile: same values as serde_json, less code.
 //! - `definition`: [`Definition`] and [`Port`] builders.
 //! - `nack`: [`Nack`] and [`NackKind`].
 //! - `glue` (private): the only code that sees the generated WIT bindings.
@@ -53,6 +55,7 @@ mod arena;
 mod context;
 mod definition;
 mod glue;
+pub mod lite;
 mod message;
 mod nack;
 mod participant;
@@ -62,6 +65,11 @@ mod participant;
 #[cfg(all(feature = "device", target_arch = "wasm32"))]
 #[global_allocator]
 static ALLOCATOR: arena::Arena = arena::Arena::new();
+
+/// Whether this is the device profile's build (feature `device`). Participants branch on
+/// it to leave serde_json and float formatting out of device builds; the branch not taken
+/// is compiled away.
+pub const DEVICE: bool = cfg!(feature = "device");
 
 pub use context::{Context, Effect, LogLevel, SendError};
 pub use definition::{Definition, Port};

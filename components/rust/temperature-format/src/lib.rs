@@ -2,24 +2,39 @@
 //!
 //! One decimal, rounded half away from zero; a value that rounds to zero prints as `0.0`
 //! (never `-0.0`). See [`temperature_units::one_decimal`].
+//!
+//! The device build (`wasmflo_guest::DEVICE`) reads and writes JSON with the SDK's
+//! serde-free helpers (`Message::json_f64`, `json_string`, `Context::send_json_str`):
+//! the same values, outputs and nack kinds, shorter nack reasons, and a component a few
+//! times smaller, which on a device is RAM (the interpreter copies every function body).
 
 use temperature_units::Unit;
+use wasmflo_guest::DEVICE;
 use wasmflo_guest::prelude::*;
 
 /// Parses a temperature message: a finite JSON number in °C.
 pub fn parse_celsius(msg: &Message) -> Result<f64, Nack> {
-    let value: f64 = msg.json().map_err(|n| {
+    let value = if DEVICE {
+        msg.json_f64()
+    } else {
+        msg.json::<f64>()
+    };
+    value.map_err(|n| {
         Nack::invalid_input(format!(
             "expected a temperature in °C as a JSON number: {}",
             n.reason()
         ))
-    })?;
-    Ok(value)
+    })
 }
 
 /// Parses a `unit` parameter: the JSON string `"C"`, `"F"` or `"K"`.
 pub fn parse_unit(msg: &Message) -> Result<Unit, Nack> {
-    let symbol: String = msg.json().map_err(|n| {
+    let symbol = if DEVICE {
+        msg.json_string()
+    } else {
+        msg.json::<String>()
+    };
+    let symbol = symbol.map_err(|n| {
         Nack::invalid_input(format!(
             "unit must be the JSON string \"C\", \"F\" or \"K\": {}",
             n.reason()
@@ -34,11 +49,24 @@ pub fn parse_unit(msg: &Message) -> Result<Unit, Nack> {
 
 /// The text for `celsius` in `unit`, or an invalid-input nack if it is not finite there.
 pub fn format(celsius: f64, unit: Unit) -> Result<String, Nack> {
-    temperature_units::display(celsius, unit)
-        .map(|text| format!("Temperature: {text}"))
-        .ok_or_else(|| {
-            Nack::invalid_input(format!("temperature {celsius} °C is not finite in {unit}"))
-        })
+    let Some(text) = temperature_units::display(celsius, unit) else {
+        // The device build names no value: printing an f64 takes core::fmt's float code.
+        return Err(Nack::invalid_input(if DEVICE {
+            format!("temperature is not finite in {unit}")
+        } else {
+            format!("temperature {celsius} °C is not finite in {unit}")
+        }));
+    };
+    Ok(format!("Temperature: {text}"))
+}
+
+/// Sends `text` as a JSON string on `port`.
+fn send_text(ctx: &mut Context, port: &str, text: &str) -> Result<(), Nack> {
+    if DEVICE {
+        ctx.send_json_str(port, text)
+    } else {
+        ctx.send_json(port, text)
+    }
 }
 
 /// The participant: the unit of one instance.
@@ -69,7 +97,7 @@ impl Participant for Format {
         match port {
             "in" => {
                 let text = format(parse_celsius(&msg)?, self.unit)?;
-                ctx.send_json("out", &text)
+                send_text(ctx, "out", &text)
             }
             "unit" => {
                 self.unit = parse_unit(&msg)?;
@@ -138,6 +166,47 @@ mod tests {
                 "{payload}"
             );
         }
+    }
+
+    /// The device build's helpers give the standard build's values, verdicts and output
+    /// bytes (the SDK's `lite` tests compare them with serde_json at length).
+    #[test]
+    fn device_helpers_agree_with_serde() -> Result<(), Nack> {
+        let payloads = [
+            "22.3333333",
+            " -5.55 ",
+            "1e999",
+            "-0",
+            "NaN",
+            "\"F\"",
+            "\"\\u0046\"",
+            "null",
+            "18446744073709551616.25",
+            "1.7976931348623157e308",
+            "2e-400",
+            "1.",
+            "",
+        ];
+        for payload in payloads {
+            let msg = Message::bytes("", payload);
+            let standard = msg.json::<f64>().map(f64::to_bits).map_err(|n| n.kind());
+            let device = msg.json_f64().map(f64::to_bits).map_err(|n| n.kind());
+            assert_eq!(device, standard, "{payload}");
+            let standard = msg.json::<String>().map_err(|n| n.kind());
+            assert_eq!(
+                msg.json_string().map_err(|n| n.kind()),
+                standard,
+                "{payload}"
+            );
+            if let Ok(celsius) = msg.json::<f64>() {
+                for unit in [Unit::Celsius, Unit::Fahrenheit, Unit::Kelvin] {
+                    if let Ok(text) = format(celsius, unit) {
+                        assert_eq!(Message::from_json_str(&text), Message::from_json(&text)?);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     #[test]

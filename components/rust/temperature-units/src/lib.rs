@@ -1,8 +1,12 @@
 //! Temperature units and the one-decimal text the temperature components print.
 //!
-//! Pure functions shared by `temperature/Format` and `temperature/Combine`.
+//! Pure functions shared by `temperature/Format` and `temperature/Combine`. The text is
+//! made with integer arithmetic (module [`fixed`]), not `format!("{:.1}")`: the same
+//! characters, without `core::fmt`'s float code, which would be most of a device build.
 
 use core::fmt;
+
+pub mod fixed;
 
 /// A temperature scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,12 +71,17 @@ pub fn one_decimal(value: f64) -> Option<String> {
     }
     // `+ 0.0` turns -0.0 into 0.0 and leaves every other value unchanged.
     let rounded = tenths / 10.0 + 0.0;
-    Some(format!("{rounded:.1}"))
+    let mut text = String::new();
+    fixed::push_one_decimal(&mut text, rounded);
+    Some(text)
 }
 
 /// `value` (°C) converted to `unit` and printed as `22.3 C`; `None` if not finite.
 pub fn display(celsius: f64, unit: Unit) -> Option<String> {
-    one_decimal(unit.from_celsius(celsius)).map(|v| format!("{v} {unit}"))
+    let mut text = one_decimal(unit.from_celsius(celsius))?;
+    text.push(' ');
+    text.push_str(unit.symbol());
+    Some(text)
 }
 
 #[cfg(test)]
@@ -113,6 +122,36 @@ mod tests {
         assert_eq!(display(22.3, Unit::Kelvin).as_deref(), Some("295.5 K"));
         assert_eq!(display(-40.0, Unit::Fahrenheit).as_deref(), Some("-40.0 F"));
         assert_eq!(display(-273.15, Unit::Kelvin).as_deref(), Some("0.0 K"));
+    }
+
+    /// The text `one_decimal` printed before module `fixed`: the reference.
+    fn reference(value: f64) -> Option<String> {
+        let tenths = (value * 10.0).round();
+        (value.is_finite() && tenths.is_finite()).then(|| format!("{:.1}", tenths / 10.0 + 0.0))
+    }
+
+    /// Random bit patterns, typical readings and values near ties in every unit.
+    #[test]
+    fn matches_core_fmt_on_random_values() {
+        let mut s = 0x0dec_1a55_u64;
+        let mut next = move || {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            s.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        for i in 0..100_000u64 {
+            let value = match i % 4 {
+                0 => f64::from_bits(next()),
+                1 => (next() % 2_000_000) as f64 / 1000.0 - 1000.0,
+                2 => ((next() % 200_000) as f64 - 100_000.0) / 10.0 + 0.05,
+                _ => (next() as i64) as f64 * 2f64.powi((next() % 2100) as i32 - 1100),
+            };
+            for unit in [Unit::Celsius, Unit::Fahrenheit, Unit::Kelvin] {
+                let v = unit.from_celsius(value);
+                assert_eq!(one_decimal(v), reference(v), "{v:e}");
+            }
+        }
     }
 
     #[test]
