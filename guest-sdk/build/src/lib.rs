@@ -282,7 +282,11 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| BuildError::io(parent, e))?;
     }
-    let tmp = path.with_extension("wasm.tmp");
+    // A name of its own per writer: concurrent builds of one component must not rename
+    // each other's half-written file away.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("wasm.{}-{n}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(|e| BuildError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| BuildError::io(path, e))
 }

@@ -216,7 +216,15 @@ pub fn build_foreign(
     let mut built = Vec::new();
     for guest in guests {
         let path = component_path(&opts.out_dir, &guest.component);
-        let stamp_path = opts.scratch_dir(&guest.component).join("inputs.hash");
+        let scratch = opts.scratch_dir(&guest.component);
+        std::fs::create_dir_all(&scratch).map_err(|e| BuildError::io(&scratch, e))?;
+        // Builders in other processes or test threads share the scratch dir: one at a
+        // time per component, and the stamp is read under the lock, so a late comer
+        // finds the first one's output instead of racing it.
+        let lock_path = scratch.join("build.lock");
+        let lock = std::fs::File::create(&lock_path).map_err(|e| BuildError::io(&lock_path, e))?;
+        lock.lock().map_err(|e| BuildError::io(&lock_path, e))?;
+        let stamp_path = scratch.join("inputs.hash");
         let version = toolchain_version(guest.language);
         // The output path is part of the key: builds into other folders share the scratch dir.
         let stamp = format!("{:016x}", inputs_hash(opts, guest, version, &path)?);
@@ -239,8 +247,6 @@ pub fn build_foreign(
             guest.language,
             guest.dir.display()
         ));
-        let scratch = opts.scratch_dir(&guest.component);
-        std::fs::create_dir_all(&scratch).map_err(|e| BuildError::io(&scratch, e))?;
         let bytes = match guest.language {
             Language::C => c::build(opts, guest, &scratch)?,
             Language::Python => python::build(opts, guest, &scratch)?,
