@@ -144,14 +144,20 @@ impl<P: Participant> crate::__private::bindings::Guest for Exports<P> {
         max_sends: u32,
         max_size: u32,
     ) -> crate::__private::bindings::BatchResult {
-        run::begin::<P>(&metadata, max_sends, max_size);
+        run::begin::<P>(
+            &metadata,
+            max_sends,
+            max_size,
+            lengths.len(),
+            payloads.len(),
+        );
         let outcomes = with_instance(|p: &mut P, ctx| {
             let mut at = 0usize;
             lengths
                 .into_iter()
                 .map(|len| {
                     let end = at.saturating_add(len as usize);
-                    let data = payloads.get(at..end).map(<[u8]>::to_vec);
+                    let data = payloads.get(at..end).map(run::buffer);
                     at = end;
                     run::next_message();
                     let result = match data {
@@ -207,6 +213,9 @@ mod run {
         sends: Vec<BatchSend>,
         payloads: Vec<u8>,
         violation: Option<String>,
+        /// A payload buffer a kept send gave back, for the next message: a participant
+        /// passing messages on then allocates no buffer per message.
+        spare: Option<Vec<u8>>,
     }
 
     std::thread_local! {
@@ -217,10 +226,16 @@ mod run {
     }
 
     /// Starts a run: sends are kept until [`finish`].
+    ///
+    /// The buffers start with room for one send per message and the run's own payload
+    /// bytes, what a participant passing messages on needs, so they do not grow send by
+    /// send.
     pub(super) fn begin<P: Participant>(
         metadata: &[(String, String)],
         max_sends: u32,
         max_size: u32,
+        messages: usize,
+        bytes: usize,
     ) {
         OUTPORTS.with(|o| {
             o.get_or_init(|| {
@@ -236,10 +251,23 @@ mod run {
             max_size,
             metadata: metadata.to_vec(),
             current: 0,
-            sends: Vec::new(),
-            payloads: Vec::new(),
+            sends: Vec::with_capacity(messages),
+            payloads: Vec::with_capacity(bytes),
             violation: None,
+            spare: None,
         }));
+    }
+
+    /// A message's payload: `bytes` in the spare buffer if there is one.
+    pub(super) fn buffer(bytes: &[u8]) -> Vec<u8> {
+        let spare = RUN.with_borrow_mut(|run| run.as_mut().and_then(|r| r.spare.take()));
+        match spare {
+            Some(mut data) => {
+                data.extend_from_slice(bytes);
+                data
+            }
+            None => bytes.to_vec(),
+        }
     }
 
     /// The next message of the run begins.
@@ -281,6 +309,9 @@ mod run {
         })
     }
 
+    /// The largest payload buffer kept for reuse within a run.
+    const SPARE_MAX: usize = 64 * 1024;
+
     impl Run {
         /// Refuses a send as the host would and remembers the first refusal: the host
         /// then fails the run and delivers its messages one by one.
@@ -315,18 +346,28 @@ mod run {
                 });
             }
             self.current += 1;
-            self.payloads.extend_from_slice(&msg.data);
-            let metadata = if msg.metadata == self.metadata {
+            let Message {
+                content_type,
+                mut data,
+                metadata,
+            } = msg;
+            self.payloads.extend_from_slice(&data);
+            let metadata = if metadata == self.metadata {
                 Vec::new()
             } else {
-                msg.metadata
+                metadata
             };
             self.sends.push(BatchSend {
                 port: u32::try_from(index).unwrap_or(u32::MAX),
-                content_type: msg.content_type,
+                content_type,
                 length: u32::try_from(len).unwrap_or(u32::MAX),
                 metadata,
             });
+            // Small buffers only: a run must not keep a large one alive until its end.
+            if data.capacity() <= SPARE_MAX {
+                data.clear();
+                self.spare = Some(data);
+            }
             Ok(())
         }
     }
