@@ -216,7 +216,7 @@ fn device_figures(quick: bool) {
         ]
     };
     println!(
-        "device image (riscv32imac, qemu virt, 512 KiB RAM; components built with the device profile: 8 KiB guest stack, 16 KiB heap, a fixed memory of 1-byte pages):"
+        "device image (riscv32imac, qemu virt, 512 KiB RAM; components built with the device profile: a fixed memory of 1-byte pages, each guest's own stack and heap or 8 KiB and 16 KiB):"
     );
     println!(
         "  {:<22} {:>10} {:>10} {:>10} {:>12} {:>12} {:>11} {:>11}",

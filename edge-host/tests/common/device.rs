@@ -46,8 +46,9 @@ pub fn available(what: &str) -> bool {
 }
 
 /// `component` (e.g. `temperature/Format`) built from `components/rust` with the device
-/// profile (8 KiB stack, a fixed memory of 1-byte pages with a 16 KiB heap, the SDK's
-/// non-growing allocator), in its own target dir so the host's guest builds are not
+/// profile (a fixed memory of 1-byte pages, the guest's own stack and heap from
+/// `[package.metadata.wasmflo.device]` or 8 KiB and 16 KiB, the SDK's non-growing
+/// allocator), in its own target dir so the host's guest builds are not
 /// invalidated.
 pub fn device_component(component: &str) -> PathBuf {
     let target = target_dir();

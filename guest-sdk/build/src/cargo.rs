@@ -147,9 +147,10 @@ pub(crate) fn ensure_target(workspace_root: &Path, target: GuestTarget) -> Resul
 /// How guests are compiled and linked.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Flags<'a> {
-    /// `-z stack-size`, in bytes.
+    /// `-z stack-size`, in bytes (in device builds, for guests that declare none).
     pub stack_size: u32,
-    /// The device profile's heap in bytes, or `None` for the linker's default memory.
+    /// The device profile's heap in bytes (for guests that declare none), or `None` for
+    /// the linker's default memory.
     pub device_heap: Option<u32>,
     /// Cargo features to enable (`package/feature`).
     pub features: &'a [&'a str],
@@ -160,30 +161,44 @@ pub(crate) struct Flags<'a> {
 const WASIP2_DEVICE_MEMORY: u32 = 64 * 1024;
 
 impl Flags<'_> {
-    /// The rustflags for `target`, as `CARGO_ENCODED_RUSTFLAGS` (separated by 0x1f).
+    /// The rustflags every crate of a `target` build gets, as `CARGO_ENCODED_RUSTFLAGS`
+    /// (separated by 0x1f). In device builds the stack and heap are not among them: they
+    /// are each guest's own ([`Flags::guest_link_args`]).
     fn encoded_rustflags(&self, target: GuestTarget) -> String {
-        let mut flags = vec![format!("-Clink-arg=-zstack-size={}", self.stack_size)];
-        match (self.device_heap, target) {
-            (None, _) => {}
+        let flags = match (self.device_heap, target) {
+            (None, _) => vec![format!("-Clink-arg=-zstack-size={}", self.stack_size)],
             // 1-byte pages, the memory exactly stack + data + heap, never growing; the
             // linker's `__heap_end` tells the guest's allocator where the heap ends.
-            (Some(heap), GuestTarget::Wasm32UnknownUnknown) => {
-                flags.push("-Clink-arg=--page-size=1".into());
-                flags.push(format!("-Clink-arg=--initial-heap={heap}"));
-                flags.push("-Clink-arg=--no-growable-memory".into());
-            }
-            (Some(_), GuestTarget::Wasm32Wasip2) => {
-                flags.push(format!(
-                    "-Clink-arg=--initial-memory={WASIP2_DEVICE_MEMORY}"
-                ));
-                flags.push(format!("-Clink-arg=--max-memory={WASIP2_DEVICE_MEMORY}"));
-            }
-        }
+            (Some(_), GuestTarget::Wasm32UnknownUnknown) => vec![
+                "-Clink-arg=--page-size=1".into(),
+                "-Clink-arg=--no-growable-memory".into(),
+            ],
+            (Some(_), GuestTarget::Wasm32Wasip2) => vec![
+                format!("-Clink-arg=--initial-memory={WASIP2_DEVICE_MEMORY}"),
+                format!("-Clink-arg=--max-memory={WASIP2_DEVICE_MEMORY}"),
+            ],
+        };
         flags.join("\x1f")
+    }
+
+    /// A device build's link arguments for `guest` alone: its stack and (on
+    /// wasm32-unknown-unknown) heap, its own or the build's defaults.
+    fn guest_link_args(&self, guest: &GuestCrate) -> Vec<String> {
+        let stack = guest.device.stack.unwrap_or(self.stack_size);
+        let mut args = vec![format!("-Clink-arg=-zstack-size={stack}")];
+        if guest.target == GuestTarget::Wasm32UnknownUnknown
+            && let Some(heap) = guest.device.heap.or(self.device_heap)
+        {
+            args.push(format!("-Clink-arg=--initial-heap={heap}"));
+        }
+        args
     }
 }
 
-/// Builds all `guests` for `target` in one `cargo build`; cargo's progress goes to stderr.
+/// Builds all `guests` for `target`; cargo's progress goes to stderr. A standard build is
+/// one `cargo build`; a device build is one `cargo rustc` per guest, since each guest's
+/// stack and heap are link arguments of its own (as rustflags they would apply to, and
+/// rebuild, every dependency).
 pub(crate) fn build(
     workspace_root: &Path,
     wasm_target_dir: &Path,
@@ -191,17 +206,57 @@ pub(crate) fn build(
     target: GuestTarget,
     guests: &[&GuestCrate],
 ) -> Result<(), BuildError> {
+    if flags.device_heap.is_none() {
+        return run_cargo(workspace_root, wasm_target_dir, flags, target, guests, &[]);
+    }
+    for guest in guests {
+        let args = flags.guest_link_args(guest);
+        run_cargo(
+            workspace_root,
+            wasm_target_dir,
+            flags,
+            target,
+            &[guest],
+            &args,
+        )?;
+    }
+    Ok(())
+}
+
+/// `cargo build` of `guests`, or with `link_args` `cargo rustc` of the one guest's library.
+fn run_cargo(
+    workspace_root: &Path,
+    wasm_target_dir: &Path,
+    flags: &Flags<'_>,
+    target: GuestTarget,
+    guests: &[&GuestCrate],
+    link_args: &[String],
+) -> Result<(), BuildError> {
     let mut cmd = clean_command(cargo_program(), workspace_root);
-    cmd.args(["build", "--profile", PROFILE, "--target", target.triple()])
-        .arg("--manifest-path")
-        .arg(workspace_root.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(wasm_target_dir);
+    let subcommand = if link_args.is_empty() {
+        "build"
+    } else {
+        "rustc"
+    };
+    cmd.args([
+        subcommand,
+        "--profile",
+        PROFILE,
+        "--target",
+        target.triple(),
+    ])
+    .arg("--manifest-path")
+    .arg(workspace_root.join("Cargo.toml"))
+    .arg("--target-dir")
+    .arg(wasm_target_dir);
     for guest in guests {
         cmd.args(["-p", &guest.crate_name]);
     }
     if !flags.features.is_empty() {
         cmd.arg("--features").arg(flags.features.join(","));
+    }
+    if !link_args.is_empty() {
+        cmd.arg("--lib").arg("--").args(link_args);
     }
     // Only target artifacts see these flags; build scripts and proc macros do not.
     cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.encoded_rustflags(target));
@@ -232,6 +287,18 @@ pub(crate) fn artifact_path(wasm_target_dir: &Path, guest: &GuestCrate) -> PathB
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discover::DeviceMemory;
+
+    fn guest(target: GuestTarget, device: DeviceMemory) -> GuestCrate {
+        GuestCrate {
+            component: "ns/A".into(),
+            crate_name: "ns-a".into(),
+            lib_name: "ns_a".into(),
+            dir: PathBuf::from("/g"),
+            target,
+            device,
+        }
+    }
 
     #[test]
     fn device_flags_fix_the_memory() {
@@ -251,11 +318,44 @@ mod tests {
         };
         assert_eq!(
             device.encoded_rustflags(GuestTarget::Wasm32UnknownUnknown),
-            "-Clink-arg=-zstack-size=8192\x1f-Clink-arg=--page-size=1\x1f-Clink-arg=--initial-heap=16384\x1f-Clink-arg=--no-growable-memory"
+            "-Clink-arg=--page-size=1\x1f-Clink-arg=--no-growable-memory"
         );
         assert_eq!(
             device.encoded_rustflags(GuestTarget::Wasm32Wasip2),
-            "-Clink-arg=-zstack-size=8192\x1f-Clink-arg=--initial-memory=65536\x1f-Clink-arg=--max-memory=65536"
+            "-Clink-arg=--initial-memory=65536\x1f-Clink-arg=--max-memory=65536"
+        );
+        let defaults = guest(GuestTarget::Wasm32UnknownUnknown, DeviceMemory::default());
+        assert_eq!(
+            device.guest_link_args(&defaults),
+            [
+                "-Clink-arg=-zstack-size=8192",
+                "-Clink-arg=--initial-heap=16384"
+            ]
+        );
+        let own = guest(
+            GuestTarget::Wasm32UnknownUnknown,
+            DeviceMemory {
+                heap: Some(4096),
+                stack: Some(4096),
+            },
+        );
+        assert_eq!(
+            device.guest_link_args(&own),
+            [
+                "-Clink-arg=-zstack-size=4096",
+                "-Clink-arg=--initial-heap=4096"
+            ]
+        );
+        let wasip2 = guest(
+            GuestTarget::Wasm32Wasip2,
+            DeviceMemory {
+                heap: None,
+                stack: Some(2048),
+            },
+        );
+        assert_eq!(
+            device.guest_link_args(&wasip2),
+            ["-Clink-arg=-zstack-size=2048"]
         );
     }
 

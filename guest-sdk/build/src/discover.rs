@@ -1,5 +1,6 @@
 //! Finds guest crates: folders whose Cargo.toml has `[package.metadata.wasmflo] component`
-//! (and optionally `target`).
+//! (and optionally `target`, and `[package.metadata.wasmflo.device]` with the guest's own
+//! device-profile `heap` and `stack` in bytes).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,54 @@ pub struct GuestCrate {
     pub dir: PathBuf,
     /// The target it is compiled for (`wasm32-unknown-unknown` unless it says otherwise).
     pub target: GuestTarget,
+    /// Its own device-profile memory (`[package.metadata.wasmflo.device]`), if it says.
+    pub device: DeviceMemory,
+}
+
+/// A guest's own device-profile memory sizes, in bytes; `None` takes the build's
+/// default ([`crate::DEVICE_STACK_SIZE`], [`crate::DEVICE_HEAP_SIZE`] or
+/// [`crate::BuildOptions::device_heap`]). Only device builds use them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceMemory {
+    /// The allocator's whole arena: it also bounds the largest message the guest accepts.
+    pub heap: Option<u32>,
+    /// The guest's shadow stack (`-z stack-size`).
+    pub stack: Option<u32>,
+}
+
+/// Smallest device heap and stack a guest may declare: below this even the SDK's own
+/// bookkeeping does not fit, so such a value is a typo, not a choice.
+pub const MIN_DEVICE_MEMORY: u32 = 1024;
+
+/// Largest device heap or stack a guest may declare: the device profile is for
+/// microcontrollers; a guest needing more has no business in it.
+pub const MAX_DEVICE_MEMORY: u32 = 16 << 20;
+
+impl DeviceMemory {
+    /// Why these sizes are nonsense, if they are: each must be within
+    /// [`MIN_DEVICE_MEMORY`]..=[`MAX_DEVICE_MEMORY`] and a multiple of 16 (the stack
+    /// pointer's alignment; the linker would round the heap silently).
+    fn problem(&self, target: GuestTarget) -> Option<String> {
+        if self.heap.is_some() && target == GuestTarget::Wasm32Wasip2 {
+            return Some(
+                "`heap` applies only to wasm32-unknown-unknown guests \
+                 (wasm32-wasip2's libc needs its one 64 KiB page)"
+                    .into(),
+            );
+        }
+        [("heap", self.heap), ("stack", self.stack)]
+            .into_iter()
+            .find_map(|(key, value)| {
+                let v = value?;
+                (!(MIN_DEVICE_MEMORY..=MAX_DEVICE_MEMORY).contains(&v) || v % 16 != 0).then(|| {
+                    format!(
+                        "`{key} = {v}`: expected a multiple of 16 from {MIN_DEVICE_MEMORY} \
+                         to {MAX_DEVICE_MEMORY} bytes"
+                    )
+                })
+            })
+    }
 }
 
 #[derive(Deserialize)]
@@ -46,6 +95,8 @@ struct Wasmflo {
     component: String,
     #[serde(default)]
     target: GuestTarget,
+    #[serde(default)]
+    device: DeviceMemory,
 }
 
 #[derive(Deserialize)]
@@ -108,13 +159,25 @@ fn guest_from_manifest(dir: &Path, manifest: Manifest) -> Result<Option<GuestCra
     let Some(package) = manifest.package else {
         return Ok(None);
     };
-    let Some(Wasmflo { component, target }) = package.metadata.and_then(|m| m.wasmflo) else {
+    let Some(Wasmflo {
+        component,
+        target,
+        device,
+    }) = package.metadata.and_then(|m| m.wasmflo)
+    else {
         return Ok(None);
     };
     if !is_valid_component_name(&component) {
         return Err(BuildError::InvalidComponentName {
             crate_name: package.name,
             component,
+        });
+    }
+    if let Some(detail) = device.problem(target) {
+        return Err(BuildError::InvalidDeviceMemory {
+            crate_name: package.name,
+            component,
+            detail,
         });
     }
     let lib_name = manifest
@@ -127,6 +190,7 @@ fn guest_from_manifest(dir: &Path, manifest: Manifest) -> Result<Option<GuestCra
         lib_name,
         dir: dir.to_path_buf(),
         target,
+        device,
     }))
 }
 
@@ -182,6 +246,60 @@ mod tests {
              target = \"wasm32-wasip1\"\n",
         );
         assert!(err.is_err_and(|e| e.contains("wasm32-wasip1")));
+    }
+
+    #[test]
+    fn device_memory_is_read() {
+        let guest = parse(
+            "[package]\nname = \"g\"\n[package.metadata.wasmflo]\ncomponent = \"ns/A\"\n\
+             [package.metadata.wasmflo.device]\nheap = 4096\nstack = 2048\n",
+        );
+        let device = guest.ok().flatten().map(|g| g.device);
+        assert_eq!(
+            device,
+            Some(DeviceMemory {
+                heap: Some(4096),
+                stack: Some(2048)
+            })
+        );
+        let plain =
+            parse("[package]\nname = \"g\"\n[package.metadata.wasmflo]\ncomponent = \"ns/A\"\n");
+        assert_eq!(
+            plain.ok().flatten().map(|g| g.device),
+            Some(DeviceMemory::default())
+        );
+    }
+
+    #[test]
+    fn nonsense_device_memory_is_rejected_naming_the_crate() {
+        let with = |table: &str| {
+            parse(&format!(
+                "[package]\nname = \"g-x\"\n[package.metadata.wasmflo]\ncomponent = \"ns/A\"\n\
+                 [package.metadata.wasmflo.device]\n{table}\n"
+            ))
+        };
+        for (table, says) in [
+            ("heap = 0", "heap = 0"),
+            ("heap = 100", "heap = 100"),
+            ("stack = 4100", "stack = 4100"),
+            ("heap = 1073741824", "heap = 1073741824"),
+        ] {
+            let err = with(table);
+            assert!(
+                err.as_ref()
+                    .is_err_and(|e| e.contains("g-x") && e.contains("ns/A") && e.contains(says)),
+                "{table}: {err:?}"
+            );
+        }
+        // Negative, non-numeric and misspelled keys fail to parse.
+        for table in ["heap = -1", "heap = \"4k\"", "heap_size = 4096"] {
+            assert!(with(table).is_err(), "{table}");
+        }
+        let wasip2 = parse(
+            "[package]\nname = \"g-y\"\n[package.metadata.wasmflo]\ncomponent = \"ns/B\"\n\
+             target = \"wasm32-wasip2\"\n[package.metadata.wasmflo.device]\nheap = 4096\n",
+        );
+        assert!(wasip2.is_err_and(|e| e.contains("g-y") && e.contains("wasm32-unknown-unknown")));
     }
 
     #[test]

@@ -35,6 +35,18 @@ pub enum BuildError {
         /// The offending name.
         component: String,
     },
+    /// `[package.metadata.wasmflo.device]` declares a heap or stack that cannot be right.
+    #[error(
+        "crate `{crate_name}` (component `{component}`) declares a bad device memory: {detail}"
+    )]
+    InvalidDeviceMemory {
+        /// The guest crate.
+        crate_name: String,
+        /// Its component name.
+        component: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// Two guest crates declare the same component name.
     #[error("component `{component}` is declared by both `{first}` and `{second}`")]
     DuplicateComponent {

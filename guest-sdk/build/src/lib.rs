@@ -8,6 +8,10 @@
 //! [package.metadata.wasmflo]
 //! component = "core/Repeat"
 //! target = "wasm32-wasip2"   # only for guests that import WASI; default wasm32-unknown-unknown
+//!
+//! [package.metadata.wasmflo.device]  # optional: this guest's device-profile memory
+//! heap = 4096    # bytes; also the bound on the largest message it accepts
+//! stack = 4096   # bytes
 //! ```
 //!
 //! [`build_components`] finds such crates, compiles them with one nested
@@ -40,7 +44,7 @@ use std::path::{Path, PathBuf};
 
 pub use cargo::GuestTarget;
 pub use device::{LinearMemory, linear_memory};
-pub use discover::{GuestCrate, discover};
+pub use discover::{DeviceMemory, GuestCrate, MAX_DEVICE_MEMORY, MIN_DEVICE_MEMORY, discover};
 pub use error::BuildError;
 
 /// Stack reserved for each guest, in bytes. A default Rust cdylib reserves 1 MiB, which
@@ -48,7 +52,8 @@ pub use error::BuildError;
 /// recursion limit is 128) comfortable while letting a small guest fit in two pages.
 pub const DEFAULT_STACK_SIZE: u32 = 64 * 1024;
 
-/// The device profile's guest stack, in bytes: enough for the example participants'
+/// The device profile's guest stack, in bytes, for guests that declare none
+/// (`[package.metadata.wasmflo.device] stack`): enough for the example participants'
 /// JSON (the differential tests run 10,000 generated inputs through it).
 pub const DEVICE_STACK_SIZE: u32 = 8 * 1024;
 
@@ -56,8 +61,8 @@ pub const DEVICE_STACK_SIZE: u32 = 8 * 1024;
 /// linker gives the guest a memory of 1-byte pages (custom page sizes) fixed at exactly
 /// stack + static data + this heap, so a small participant's memory is a fraction of one
 /// 64 KiB page. Enough for the example participants' messages (the device differential
-/// tests run 10,000 generated inputs through the formatter); a guest needing more sets
-/// [`BuildOptions::device_heap`].
+/// tests run 10,000 generated inputs through the formatter); a guest needing more or less
+/// says so in `[package.metadata.wasmflo.device] heap` ([`DeviceMemory`]).
 pub const DEVICE_HEAP_SIZE: u32 = 16 * 1024;
 
 /// What to build and where to put it.
@@ -118,7 +123,8 @@ impl BuildOptions {
     /// checked for that memory and for `memory.grow`/`memory.size`, which would assume
     /// 64 KiB pages. The result is an ordinary component: the server host runs the same
     /// file. Use a target dir of its own ([`BuildOptions::target_dir`]), or the default
-    /// builds are rebuilt each time.
+    /// builds are rebuilt each time. A guest's own `[package.metadata.wasmflo.device]`
+    /// `heap` and `stack` take the place of these defaults for it.
     #[must_use]
     pub fn device(mut self) -> Self {
         self.stack_size = DEVICE_STACK_SIZE;
@@ -126,8 +132,8 @@ impl BuildOptions {
         self
     }
 
-    /// The device profile ([`BuildOptions::device`]) with a heap of `bytes` instead of
-    /// [`DEVICE_HEAP_SIZE`].
+    /// The device profile ([`BuildOptions::device`]) with a default heap of `bytes`
+    /// instead of [`DEVICE_HEAP_SIZE`] (guests declaring their own keep theirs).
     #[must_use]
     pub fn device_heap(self, bytes: u32) -> Self {
         let mut opts = self.device();
@@ -332,6 +338,7 @@ mod tests {
             lib_name: component.replace('/', "_"),
             dir: PathBuf::from("/g"),
             target,
+            device: DeviceMemory::default(),
         }
     }
 
