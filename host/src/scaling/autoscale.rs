@@ -46,7 +46,7 @@
 //! record of its own (`"trigger":"actuator"`, `to` the confirmed count, or `from` and an
 //! `error` on failure).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -219,8 +219,9 @@ struct Scaled {
     start_time: Option<Duration>,
     /// When the external actuator was handed the count of the call in flight.
     asked_at: Option<Duration>,
-    /// Discovery ids of the external role's workers seen so far.
-    seen: HashSet<String>,
+    /// Discovery ids of the external role's workers, with when each last announced
+    /// itself (see [`Seen`]).
+    seen: Seen,
     /// When the latest of them first announced themselves, oldest first.
     joins: VecDeque<Duration>,
     queues: Vec<String>,
@@ -320,7 +321,7 @@ impl Autoscaler {
                 starting: None,
                 start_time: None,
                 asked_at: None,
-                seen: HashSet::new(),
+                seen: Seen::default(),
                 joins: VecDeque::new(),
                 queues,
                 metrics: network.metrics().role(&role.name),
@@ -668,7 +669,7 @@ impl Autoscaler {
                 .iter()
                 .any(|p| role.queues.contains(&p.queue));
             // Re-announcements of a worker seen before are not joins.
-            if role.caller.is_none() || !serves || !role.seen.insert(participant.id.clone()) {
+            if role.caller.is_none() || !serves || !role.seen.insert(&participant.id, now) {
                 continue;
             }
             role.joins.push_back(now);
@@ -731,6 +732,40 @@ impl Autoscaler {
 /// First announcements remembered per external role: enough for any one scale-up.
 const MAX_JOINS: usize = 1024;
 
+/// The most discovery ids a role remembers. Workers come and go with new ids; a role that
+/// is scaled for weeks must not keep every one it ever saw.
+const MAX_SEEN: usize = 4096;
+
+/// Discovery ids seen, bounded by [`MAX_SEEN`]: when full, the id announced least recently
+/// is forgotten. A live worker re-announces itself every 27 s (MsgFlo's default), so only
+/// one silent longer than thousands of others is forgotten, and if it announces itself
+/// again it counts as one join more.
+#[derive(Debug, Default)]
+struct Seen {
+    last: HashMap<String, Duration>,
+}
+
+impl Seen {
+    /// Notes `id` announced at `now`; whether it is new.
+    fn insert(&mut self, id: &str, now: Duration) -> bool {
+        if let Some(at) = self.last.get_mut(id) {
+            *at = now;
+            return false;
+        }
+        if self.last.len() >= MAX_SEEN
+            && let Some(oldest) = self
+                .last
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(id, _)| id.clone())
+        {
+            self.last.remove(&oldest);
+        }
+        self.last.insert(id.to_owned(), now);
+        true
+    }
+}
+
 impl Scaled {
     /// Ends the start being timed once as many new workers as it added have announced
     /// themselves since it was asked for.
@@ -781,6 +816,25 @@ fn drainable(role: &RoleConfig, count: u32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seen_ids_are_bounded_and_the_least_recent_is_forgotten() {
+        let mut seen = Seen::default();
+        let at = Duration::from_secs;
+        assert!(seen.insert("w0", at(0)));
+        for i in 1..MAX_SEEN {
+            assert!(seen.insert(&format!("w{i}"), at(10)));
+        }
+        // w0 re-announces itself: not new, and now among the most recent.
+        assert!(!seen.insert("w0", at(20)));
+        assert!(seen.insert("new", at(30)), "a new id when full");
+        assert_eq!(seen.last.len(), MAX_SEEN);
+        assert!(!seen.insert("w0", at(40)), "the re-announced id is kept");
+        let forgotten = (1..MAX_SEEN)
+            .filter(|i| !seen.last.contains_key(&format!("w{i}")))
+            .count();
+        assert_eq!(forgotten, 1, "exactly one silent id was forgotten");
+    }
 
     fn reading(at: f64, backlog: u64, completed: u64, times: TimeSums) -> Reading {
         Reading {
