@@ -43,6 +43,10 @@ pub(super) const MAX_RETRY: Duration = Duration::from_secs(5);
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How long a publish may wait for its confirm before it counts as failed.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long opening a channel or handing a publish to the connection may take. On a
+/// connection that died half closed, lapin's futures for it may never resolve: a
+/// participant awaiting one would stop for good, its prefetched deliveries unacked.
+const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to open the connection, again and again.
 pub(super) struct Connector {
@@ -202,13 +206,31 @@ impl Session {
         broker(name, e)
     }
 
+    /// `op` on the connection, failed if it takes longer than [`STALL_TIMEOUT`] (the
+    /// supervisor is told: the connection may be dead without saying so).
+    async fn bounded<T>(
+        &self,
+        name: &str,
+        op: impl std::future::Future<Output = Result<T, lapin::Error>>,
+        limit: Duration,
+    ) -> Result<T, TransportError> {
+        match tokio::time::timeout(limit, op).await {
+            Ok(done) => done.map_err(|e| self.failed(name, e)),
+            Err(_) => {
+                self.suspect();
+                Err(broker(
+                    name,
+                    format!("the broker did not answer within {limit:?}"),
+                ))
+            }
+        }
+    }
+
     /// A new channel on the current connection.
     pub async fn channel(&self, name: &str) -> Result<Channel, TransportError> {
         let link = self.link();
-        link.conn
-            .create_channel()
+        self.bounded(name, link.conn.create_channel(), STALL_TIMEOUT)
             .await
-            .map_err(|e| self.failed(name, e))
     }
 
     /// The publishing channel, reopened on the current connection if the broker closed
@@ -230,9 +252,9 @@ impl Session {
                 "the connection to the broker is lost; reconnecting",
             ));
         }
-        let channel = open_publishing(&link.conn)
-            .await
-            .map_err(|e| self.failed(name, e))?;
+        let channel = self
+            .bounded(name, open_publishing(&link.conn), STALL_TIMEOUT)
+            .await?;
         let mut current = lock(&self.link);
         if current.generation == link.generation {
             current.publishing = channel.clone();
@@ -248,16 +270,16 @@ impl Session {
     ) -> Result<(), TransportError> {
         let seq = self.confirms.begin();
         let published = match self.publishing(exchange).await {
-            Ok(channel) => channel
-                .basic_publish(
+            Ok(channel) => {
+                let publish = channel.basic_publish(
                     exchange.into(),
                     "".into(),
                     BasicPublishOptions::default(),
                     &msg.data,
                     properties(msg),
-                )
-                .await
-                .map_err(|e| self.failed(exchange, e)),
+                );
+                self.bounded(exchange, publish, STALL_TIMEOUT).await
+            }
             Err(e) => Err(e),
         };
         match published {
@@ -298,20 +320,16 @@ impl Session {
         } else {
             exchange
         };
-        let confirm = self
-            .publishing(name)
-            .await?
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions::default(),
-                data,
-                props,
-            )
-            .await
-            .map_err(|e| self.failed(name, e))?
-            .await
-            .map_err(|e| self.failed(name, e))?;
+        let channel = self.publishing(name).await?;
+        let publish = channel.basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            data,
+            props,
+        );
+        let pending = self.bounded(name, publish, STALL_TIMEOUT).await?;
+        let confirm = self.bounded(name, pending, CONFIRM_TIMEOUT).await?;
         if confirm.is_nack() {
             return Err(broker(name, "the broker refused the message (nack)"));
         }
