@@ -163,7 +163,7 @@ const WASIP2_DEVICE_MEMORY: u32 = 64 * 1024;
 impl Flags<'_> {
     /// The rustflags every crate of a `target` build gets, as `CARGO_ENCODED_RUSTFLAGS`
     /// (separated by 0x1f). In device builds the stack and heap are not among them: they
-    /// are each guest's own ([`Flags::guest_link_args`]).
+    /// are each guest's own ([`Flags::guest_rustc_args`]).
     fn encoded_rustflags(&self, target: GuestTarget) -> String {
         let flags = match (self.device_heap, target) {
             (None, _) => vec![format!("-Clink-arg=-zstack-size={}", self.stack_size)],
@@ -183,7 +183,7 @@ impl Flags<'_> {
 
     /// A device build's rustc arguments for `guest`'s own crate: its opt-level, stack and
     /// (on wasm32-unknown-unknown) heap, its own or the build's defaults.
-    fn guest_link_args(&self, guest: &GuestCrate) -> Vec<String> {
+    fn guest_rustc_args(&self, guest: &GuestCrate) -> Vec<String> {
         let stack = guest.device.stack.unwrap_or(self.stack_size);
         // opt-level 3 for the guest's own crate, whose session runs fat LTO over the whole
         // guest: a smaller component, and less for wasmi to keep in RAM (formatter: 137.1
@@ -219,7 +219,7 @@ pub(crate) fn build(
         return run_cargo(workspace_root, wasm_target_dir, flags, target, guests, &[]);
     }
     for guest in guests {
-        let args = flags.guest_link_args(guest);
+        let args = flags.guest_rustc_args(guest);
         run_cargo(
             workspace_root,
             wasm_target_dir,
@@ -232,17 +232,18 @@ pub(crate) fn build(
     Ok(())
 }
 
-/// `cargo build` of `guests`, or with `link_args` `cargo rustc` of the one guest's library.
+/// `cargo build` of `guests`, or with `rustc_args` `cargo rustc` of the one guest's library
+/// with those arguments for its own crate.
 fn run_cargo(
     workspace_root: &Path,
     wasm_target_dir: &Path,
     flags: &Flags<'_>,
     target: GuestTarget,
     guests: &[&GuestCrate],
-    link_args: &[String],
+    rustc_args: &[String],
 ) -> Result<(), BuildError> {
     let mut cmd = clean_command(cargo_program(), workspace_root);
-    let subcommand = if link_args.is_empty() {
+    let subcommand = if rustc_args.is_empty() {
         "build"
     } else {
         "rustc"
@@ -264,8 +265,8 @@ fn run_cargo(
     if !flags.features.is_empty() {
         cmd.arg("--features").arg(flags.features.join(","));
     }
-    if !link_args.is_empty() {
-        cmd.arg("--lib").arg("--").args(link_args);
+    if !rustc_args.is_empty() {
+        cmd.arg("--lib").arg("--").args(rustc_args);
     }
     // Only target artifacts see these flags; build scripts and proc macros do not.
     cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.encoded_rustflags(target));
@@ -335,7 +336,7 @@ mod tests {
         );
         let defaults = guest(GuestTarget::Wasm32UnknownUnknown, DeviceMemory::default());
         assert_eq!(
-            device.guest_link_args(&defaults),
+            device.guest_rustc_args(&defaults),
             [
                 "-Copt-level=3",
                 "-Cllvm-args=-inline-threshold=75",
@@ -351,7 +352,7 @@ mod tests {
             },
         );
         assert_eq!(
-            device.guest_link_args(&own),
+            device.guest_rustc_args(&own),
             [
                 "-Copt-level=3",
                 "-Cllvm-args=-inline-threshold=75",
@@ -367,7 +368,7 @@ mod tests {
             },
         );
         assert_eq!(
-            device.guest_link_args(&wasip2),
+            device.guest_rustc_args(&wasip2),
             [
                 "-Copt-level=3",
                 "-Cllvm-args=-inline-threshold=75",

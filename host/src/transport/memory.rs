@@ -411,4 +411,55 @@ mod tests {
         assert_eq!(dead[0].message.meta(DEAD_LETTER_REASON), Some("bad"));
         assert_eq!(t.depth("dead-b.IN"), 1);
     }
+
+    /// Messages handed from queue to queue by a stage on another thread, as a participant
+    /// does (publish, then ack): the drain ends with the last settle of the last queue,
+    /// not before (the counts are per queue) and not never (the wake-up).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drained_waits_for_messages_handed_from_queue_to_queue() {
+        const N: u64 = 2_000;
+        let t = MemoryTransport::new();
+        for q in ["a.IN", "b.IN"] {
+            t.declare_queue(q).await.ok();
+        }
+        for i in 0..N {
+            t.send_to_queue("a.IN", Message::json_text(i.to_string()))
+                .await
+                .ok();
+        }
+        let mut a = t.subscribe("a.IN").await.unwrap();
+        let mut b = t.subscribe("b.IN").await.unwrap();
+        let stage = {
+            let t = t.clone();
+            tokio::spawn(async move {
+                for _ in 0..N {
+                    let d = a.next().await.unwrap();
+                    t.send_to_queue("b.IN", d.message.clone()).await.ok();
+                    d.ack();
+                }
+            })
+        };
+        let taken = Arc::new(AtomicU64::new(0));
+        let sink = {
+            let taken = taken.clone();
+            tokio::spawn(async move {
+                for _ in 0..N {
+                    let d = b.next().await.unwrap();
+                    taken.fetch_add(1, Ordering::SeqCst);
+                    d.ack();
+                }
+            })
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), t.drained())
+            .await
+            .expect("drained resolves once everything is settled");
+        assert_eq!(
+            taken.load(Ordering::SeqCst),
+            N,
+            "drained before the last settle"
+        );
+        assert_eq!(t.pending(), Some(0));
+        stage.await.unwrap();
+        sink.await.unwrap();
+    }
 }

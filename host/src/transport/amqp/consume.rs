@@ -21,7 +21,7 @@ use super::super::{
     DEAD_LETTER_REASON, Delivery, DeliveryStream, Settle, Subscription, TransportError,
 };
 use super::declare::Declared;
-use super::session::{FIRST_RETRY, MAX_RETRY, Session, lock};
+use super::session::{FIRST_RETRY, MAX_RETRY, STALL_TIMEOUT, Session, lock};
 use super::{DEAD_LETTER_QUEUE, message};
 use crate::message::Message;
 
@@ -223,13 +223,13 @@ async fn settle_loop(
         let result = match op {
             SettleOp::Ack(acker, upto) => {
                 if gate.pass(&session.confirms, upto).await {
-                    bounded(acker.ack(BasicAckOptions::default())).await
+                    settle_within(acker.ack(BasicAckOptions::default())).await
                 } else {
                     tracing::warn!("an output of a '{queue}' message was not confirmed; requeued");
-                    bounded(acker.nack(requeue)).await
+                    settle_within(acker.nack(requeue)).await
                 }
             }
-            SettleOp::Release(acker) => bounded(acker.nack(requeue)).await,
+            SettleOp::Release(acker) => settle_within(acker.nack(requeue)).await,
             SettleOp::Nack(acker, mut msg, reason) => {
                 msg.set_meta(DEAD_LETTER_REASON, reason);
                 msg.set_meta(DEAD_LETTER_QUEUE, queue.as_str());
@@ -238,10 +238,10 @@ async fn settle_loop(
                     continue;
                 }
                 match session.publish(&dead, "", &msg).await {
-                    Ok(()) => bounded(acker.ack(BasicAckOptions::default())).await,
+                    Ok(()) => settle_within(acker.ack(BasicAckOptions::default())).await,
                     Err(e) => {
                         tracing::error!("dead-lettering to {dead}: {e}; rejecting instead");
-                        bounded(acker.nack(BasicNackOptions::default())).await
+                        settle_within(acker.nack(BasicNackOptions::default())).await
                     }
                 }
             }
@@ -259,18 +259,15 @@ async fn settle_loop(
     let _ = channel.close(200, "done".into()).await;
 }
 
-/// How long one ack or nack may take before it is left to the broker.
-const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// An ack or nack, as lapin reports it; `Ok(false)` (a lost channel's) if it does not
-/// complete within [`SETTLE_TIMEOUT`]. On a channel of a connection that died half
+/// complete within [`STALL_TIMEOUT`]. On a channel of a connection that died half
 /// closed, lapin's settle may never complete, and waiting for it held every later
 /// delivery's ack: the new channel's prefetch window filled and the consumer stopped.
 /// The broker requeues what a closed channel left unsettled.
-async fn bounded(
+async fn settle_within(
     op: impl std::future::Future<Output = lapin::Result<bool>>,
 ) -> lapin::Result<bool> {
-    tokio::time::timeout(SETTLE_TIMEOUT, op)
+    tokio::time::timeout(STALL_TIMEOUT, op)
         .await
         .unwrap_or(Ok(false))
 }

@@ -43,10 +43,11 @@ pub(super) const MAX_RETRY: Duration = Duration::from_secs(5);
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How long a publish may wait for its confirm before it counts as failed.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long opening a channel or handing a publish to the connection may take. On a
-/// connection that died half closed, lapin's futures for it may never resolve: a
-/// participant awaiting one would stop for good, its prefetched deliveries unacked.
-const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long opening a channel, handing a publish to the connection, or an ack or nack
+/// may take. On a connection that died half closed, lapin's futures for it may never
+/// resolve: a participant awaiting one would stop for good, its prefetched deliveries
+/// unacked.
+pub(super) const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to open the connection, again and again.
 pub(super) struct Connector {
