@@ -25,15 +25,22 @@ pub enum LiteError {
     Trailing,
 }
 
-impl fmt::Display for LiteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl LiteError {
+    /// The error's text (what `Display` writes), without `core::fmt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Self::Eof => "unexpected end of input",
             Self::Syntax => "invalid JSON",
             Self::WrongType => "not a JSON value of the expected type",
             Self::OutOfRange => "number out of range",
             Self::Trailing => "trailing characters",
-        })
+        }
+    }
+}
+
+impl fmt::Display for LiteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

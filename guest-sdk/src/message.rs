@@ -3,8 +3,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::Nack;
 use crate::lite::{self, LiteError};
+use crate::{Nack, concat};
 
 /// One message on a port.
 ///
@@ -49,15 +49,18 @@ impl Message {
     }
 
     /// Whether the payload is JSON: `application/json` (parameters allowed) or `*+json`.
+    ///
+    /// Byte by byte, ASCII only (a MIME type is ASCII; whitespace around the type is
+    /// ASCII whitespace): no allocation, no Unicode tables, little code for a device.
     pub fn is_json(&self) -> bool {
-        let essence = self
-            .content_type()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        essence == Self::JSON || essence.ends_with("+json")
+        let ty = self.content_type().as_bytes();
+        let end = ty.iter().position(|&b| b == b';').unwrap_or(ty.len());
+        let essence = ty[..end].trim_ascii();
+        let json = Self::JSON.as_bytes();
+        let suffix = b"+json";
+        essence.eq_ignore_ascii_case(json)
+            || (essence.len() >= suffix.len()
+                && essence[essence.len() - suffix.len()..].eq_ignore_ascii_case(suffix))
     }
 
     /// The payload bytes.
@@ -84,10 +87,13 @@ impl Message {
         if self.is_json() {
             return Ok(());
         }
-        Err(Nack::invalid_input(format!(
-            "expected a JSON payload, got content type `{}`",
-            self.content_type()
-        )))
+        // Concatenated, not `format!`: device builds reach this, and `core::fmt` is
+        // code the device interpreter would translate and keep in RAM.
+        Err(Nack::invalid_input(concat(&[
+            "expected a JSON payload, got content type `",
+            self.content_type(),
+            "`",
+        ])))
     }
 
     /// `json::<f64>()` without serde (module `lite`): the same values and the same
@@ -104,7 +110,8 @@ impl Message {
 
     fn lite<T>(&self, parse: fn(&[u8]) -> Result<T, LiteError>) -> Result<T, Nack> {
         self.check_json()?;
-        parse(&self.data).map_err(|err| Nack::invalid_input(format!("invalid JSON payload: {err}")))
+        parse(&self.data)
+            .map_err(|err| Nack::invalid_input(concat(&["invalid JSON payload: ", err.as_str()])))
     }
 
     /// A JSON message holding the string `text`: the bytes of `from_json(text)`, without
@@ -212,6 +219,13 @@ mod tests {
         assert!(Message::bytes("application/json; charset=utf-8", "1").is_json());
         assert!(Message::bytes("application/ld+json", "1").is_json());
         assert!(!Message::bytes("text/plain", "1").is_json());
+        assert!(Message::bytes(" Application/JSON\t;q=1", "1").is_json());
+        assert!(Message::bytes("application/VND.API+Json", "1").is_json());
+        assert!(!Message::bytes("+jso", "1").is_json());
+        assert!(!Message::bytes("application/json-seq", "1").is_json());
+        assert!(!Message::bytes("text/plain; type=application/json", "1").is_json());
+        // A MIME type is ASCII: no Unicode whitespace is trimmed.
+        assert!(!Message::bytes("application/json\u{a0}", "1").is_json());
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! serde-free helpers (`Message::json_f64`, `json_string`, `Context::send_json_str`):
 //! the same values, outputs and nack kinds, shorter nack reasons, and a component a few
 //! times smaller, which on a device is RAM (the interpreter copies every function body).
+//! Texts are joined with `wasmflo_guest::concat` rather than `format!` on every path the
+//! device build takes: `core::fmt` is code the interpreter would translate and keep.
 
 use temperature_units::Unit;
-use wasmflo_guest::DEVICE;
 use wasmflo_guest::prelude::*;
+use wasmflo_guest::{DEVICE, concat};
 
 /// Parses a temperature message: a finite JSON number in °C.
 pub fn parse_celsius(msg: &Message) -> Result<f64, Nack> {
@@ -20,10 +22,10 @@ pub fn parse_celsius(msg: &Message) -> Result<f64, Nack> {
         msg.json::<f64>()
     };
     value.map_err(|n| {
-        Nack::invalid_input(format!(
-            "expected a temperature in °C as a JSON number: {}",
-            n.reason()
-        ))
+        Nack::invalid_input(concat(&[
+            "expected a temperature in °C as a JSON number: ",
+            n.reason(),
+        ]))
     })
 }
 
@@ -35,15 +37,17 @@ pub fn parse_unit(msg: &Message) -> Result<Unit, Nack> {
         msg.json::<String>()
     };
     let symbol = symbol.map_err(|n| {
-        Nack::invalid_input(format!(
-            "unit must be the JSON string \"C\", \"F\" or \"K\": {}",
-            n.reason()
-        ))
+        Nack::invalid_input(concat(&[
+            "unit must be the JSON string \"C\", \"F\" or \"K\": ",
+            n.reason(),
+        ]))
     })?;
     Unit::parse(&symbol).ok_or_else(|| {
-        Nack::invalid_input(format!(
-            "unknown unit \"{symbol}\": expected \"C\", \"F\" or \"K\""
-        ))
+        Nack::invalid_input(concat(&[
+            "unknown unit \"",
+            &symbol,
+            "\": expected \"C\", \"F\" or \"K\"",
+        ]))
     })
 }
 
@@ -52,12 +56,12 @@ pub fn format(celsius: f64, unit: Unit) -> Result<String, Nack> {
     let Some(text) = temperature_units::display(celsius, unit) else {
         // The device build names no value: printing an f64 takes core::fmt's float code.
         return Err(Nack::invalid_input(if DEVICE {
-            format!("temperature is not finite in {unit}")
+            concat(&["temperature is not finite in ", unit.symbol()])
         } else {
             format!("temperature {celsius} °C is not finite in {unit}")
         }));
     };
-    Ok(format!("Temperature: {text}"))
+    Ok(concat(&["Temperature: ", &text]))
 }
 
 /// Sends `text` as a JSON string on `port`.
@@ -103,7 +107,11 @@ impl Participant for Format {
                 self.unit = parse_unit(&msg)?;
                 Ok(())
             }
-            other => Err(Nack::invalid_input(format!("unknown inport `{other}`"))),
+            other => Err(Nack::invalid_input(concat(&[
+                "unknown inport `",
+                other,
+                "`",
+            ]))),
         }
     }
 }

@@ -22,16 +22,18 @@ pub fn push_one_decimal(out: &mut String, x: f64) {
         return;
     }
     let k = e.unsigned_abs();
-    // Below 2^-67 the value rounds to 0.0 (10 * m < 2^57 is below half of 2^k).
+    // x = m * 2^-k < 2^(53-k): for k > 60 it is below 2^-7 < 0.05 and rounds to 0.0;
+    // for k <= 60 every shift is under 64 bits and (m & mask) * 10 < 10 * 2^53 fits. u64
+    // only: u128 arithmetic is library calls and long code, which a device interpreter
+    // keeps in RAM.
     let (mut whole, mut tenth) = (0u64, 0u8);
-    if k <= 120 {
-        let m = u128::from(m);
-        let mask = (1u128 << k) - 1;
-        whole = (m >> k) as u64;
+    if k <= 60 {
+        let mask = (1u64 << k) - 1;
+        whole = m >> k;
         let scaled = (m & mask) * 10;
         tenth = (scaled >> k) as u8;
         let rest = scaled & mask;
-        let half = 1u128 << (k - 1);
+        let half = 1u64 << (k - 1);
         if rest > half || (rest == half && tenth % 2 == 1) {
             tenth += 1;
             if tenth == 10 {
@@ -47,14 +49,15 @@ pub fn push_one_decimal(out: &mut String, x: f64) {
 
 /// Appends `n` in decimal, zero-padded to at least `width` digits.
 fn push_u64(out: &mut String, mut n: u64, width: usize) {
-    let mut digits = [0u8; 20];
-    let mut len = 0;
-    while n > 0 || len < width {
-        digits[len] = b'0' + (n % 10) as u8;
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    while n > 0 || digits.len() - start < width {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
         n /= 10;
-        len += 1;
     }
-    out.extend(digits[..len].iter().rev().map(|&d| char::from(d)));
+    // ASCII digits: always UTF-8.
+    out.push_str(core::str::from_utf8(&digits[start..]).unwrap_or_default());
 }
 
 /// Appends `m * 2^shift` in decimal (any f64 integer: `shift` <= 971).
@@ -62,9 +65,12 @@ fn push_shifted(out: &mut String, m: u64, shift: u32) {
     // Little-endian 32-bit limbs; 34 hold 2^1024 + 53 bits.
     let mut limbs = [0u32; 34];
     let word = (shift / 32) as usize;
-    let wide = u128::from(m) << (shift % 32);
-    for (i, limb) in limbs[word..].iter_mut().take(3).enumerate() {
-        *limb = (wide >> (32 * i)) as u32;
+    let bits = shift % 32;
+    // m * 2^bits in three limbs, in u64s (m < 2^53, bits < 32).
+    let low = (m & 0xffff_ffff) << bits;
+    let high = ((m >> 32) << bits) + (low >> 32);
+    for (limb, value) in limbs[word..].iter_mut().zip([low, high, high >> 32]) {
+        *limb = value as u32;
     }
     // Chunks of nine digits, least significant first.
     let mut chunks = [0u32; 36];
