@@ -39,7 +39,8 @@
 //! - [`ota`] (feature `ota`): signed deployments — manifest, ed25519 signature, sha256,
 //!   trusted keys, replay protection, size limit;
 //! - [`store`] (feature `ota`): [`store::DeploymentStore`], where the last accepted
-//!   deployment (sequence, component) survives restarts — in memory, or in a file (`std`);
+//!   deployment (sequence, component) survives restarts — in memory, in NOR flash
+//!   (`flash-store`), or in a file (`std`);
 //! - [`limits`]: [`Limits`] and the memory limiter;
 //! - [`message`], [`definition`], [`fault`], [`error`]: the shared vocabulary;
 //! - [`fuzzing`]: the fuzz target's entry point (`edge-host/fuzz/`), also run by a test.
@@ -52,6 +53,7 @@
 //! | `mqtt` | yes | (implies `std`) [`mqtt`]: the binary's MsgFlo participant over MQTT (rumqttc, a current-thread tokio runtime, serde_json) |
 //! | `tls` | yes | (implies `mqtt`) `mqtts://` in the MQTT mode: rustls on ring, the system's CAs and `--ca-file` |
 //! | `ota` | yes | [`ota`]: signed over-the-air deployment (ed25519-compact, sha2; both no_std) and [`store`], where the last one survives restarts |
+//! | `flash-store` | yes | (implies `ota`) `store::FlashDeploymentStore`: the last deployment in two slots of a NOR flash region (any `embedded-storage` 0.3 `NorFlash`), safe against power cuts |
 //! | `portable-dispatch` | no | wasmi's loop dispatch; needed on riscv32, where tail-call dispatch would grow the native stack with every guest instruction (the device image enables it) |
 //!
 //! Without default features the crate builds for `riscv32imac-unknown-none-elf`

@@ -238,7 +238,7 @@ pub enum OtaError {
         /// The fault.
         fault: Fault,
     },
-    /// The bytes received are not a deployment envelope (see [`Deployment::parse`]).
+    /// The bytes received are not a deployment envelope (see [`Envelope::parse`]).
     BadEnvelope(String),
     /// The deployment could not be recorded in the [`DeploymentStore`], so it is not
     /// swapped in (a restart could forget its sequence).

@@ -4,9 +4,14 @@
 mod common;
 
 use ed25519_compact::{KeyPair, Seed};
+use std::cell::RefCell;
+use std::rc::Rc;
 use wasmflo_edge::ota::{Deployer, Deployment, Envelope, Manifest, OtaError};
+
+use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
 use wasmflo_edge::store::{
-    DeploymentStore, FileDeploymentStore, MemoryDeploymentStore, StoreError, Stored,
+    DeploymentStore, FileDeploymentStore, FlashDeploymentStore, MemoryDeploymentStore,
+    MemoryNorFlash, MemoryNorFlashError, StoreError, Stored,
 };
 use wasmflo_edge::{Engine, FaultKind, Limits, Message, Participant};
 
@@ -210,6 +215,28 @@ impl DeploymentStore for BrokenStore {
     }
 }
 
+/// The participant a restart makes from what a store kept: the formatter of deployment 5,
+/// which it runs, and whose deployment, seen again, it refuses as a replay.
+#[allow(clippy::expect_used, reason = "test helper")]
+fn restarted_with_formatter_at_5(d: Deployer, stored: Stored, five: &Signed) -> Participant {
+    let (mut p, _) = Participant::new(
+        &Engine::new(),
+        &stored.component.expect("component kept"),
+        Limits::default(),
+    )
+    .expect("load");
+    p.accept_deployments(d);
+    assert_eq!(out(&mut p, "22.3333"), b"\"Temperature: 22.3 C\"");
+    assert!(matches!(
+        p.deploy(&five.deployment()),
+        Err(OtaError::Replay {
+            sequence: 5,
+            current: 5
+        })
+    ));
+    p
+}
+
 #[test]
 fn the_last_deployment_survives_a_restart_through_its_store() {
     let repeat = std::fs::read(common::component("core/Repeat")).expect("read");
@@ -237,21 +264,7 @@ fn the_last_deployment_survives_a_restart_through_its_store() {
     let stored = stored.expect("a deployment");
     assert_eq!(stored.sequence, 5);
     assert_eq!(d.sequence(), 5);
-    let (mut p, _) = Participant::new(
-        &Engine::new(),
-        &stored.component.expect("component kept"),
-        Limits::default(),
-    )
-    .expect("load");
-    p.accept_deployments(d);
-    assert_eq!(out(&mut p, "22.3333"), b"\"Temperature: 22.3 C\"");
-    assert!(matches!(
-        p.deploy(&five.deployment()),
-        Err(OtaError::Replay {
-            sequence: 5,
-            current: 5
-        })
-    ));
+    restarted_with_formatter_at_5(d, stored, &five);
     let _ = std::fs::remove_dir_all(&dir);
 
     // A deployment the store cannot record is not swapped in.
@@ -272,4 +285,86 @@ fn the_last_deployment_survives_a_restart_through_its_store() {
     let (d, stored) = deployer().with_store(Box::new(memory)).expect("load");
     assert_eq!(d.sequence(), 7);
     assert_eq!(stored.and_then(|s| s.component), None);
+}
+
+/// 1 MiB of NOR flash with an ESP32's geometry (4-byte reads and writes, 4 KiB sectors),
+/// shared by the stores before and after a simulated restart.
+#[derive(Debug, Clone)]
+struct SharedFlash(Rc<RefCell<MemoryNorFlash<4, 4, 4096>>>);
+
+impl ErrorType for SharedFlash {
+    type Error = MemoryNorFlashError;
+}
+
+impl ReadNorFlash for SharedFlash {
+    const READ_SIZE: usize = 4;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        self.0.borrow_mut().read(offset, bytes)
+    }
+
+    fn capacity(&self) -> usize {
+        self.0.borrow().capacity()
+    }
+}
+
+impl NorFlash for SharedFlash {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = 4096;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        self.0.borrow_mut().erase(from, to)
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.0.borrow_mut().write(offset, bytes)
+    }
+}
+
+#[test]
+fn the_last_deployment_survives_a_restart_through_a_flash_store() {
+    let repeat = std::fs::read(common::component("core/Repeat")).expect("read");
+    let format = std::fs::read(common::component("temperature/Format")).expect("read");
+    let trusted = keys(1);
+    let flash = SharedFlash(Rc::new(RefCell::new(MemoryNorFlash::new(1 << 20))));
+    // 512 KiB from 0x80000: two slots of 256 KiB, as in the board example.
+    let boot = || {
+        let store = FlashDeploymentStore::new(flash.clone(), 0x8_0000, 0x8_0000).expect("region");
+        Deployer::new("fmt", vec![*trusted.pk], 0, 1 << 20).with_store(Box::new(store))
+    };
+
+    let (d, stored) = boot().expect("erased flash");
+    assert_eq!(stored, None);
+    let (mut p, _) = Participant::new(&Engine::new(), &repeat, Limits::default()).expect("load");
+    p.accept_deployments(d);
+    let five = Signed::new(&trusted, "fmt", 5, &format);
+    p.deploy(&five.deployment()).expect("deploy");
+    drop(p);
+
+    // The restart: the component and the floor come back from the flash.
+    let (d, stored) = boot().expect("stored");
+    let stored = stored.expect("a deployment");
+    assert_eq!((stored.sequence, d.sequence()), (5, 5));
+    let mut p = restarted_with_formatter_at_5(d, stored, &five);
+    // Deployment 6 goes to the other slot; the next restart runs it.
+    let six = Signed::new(&trusted, "fmt", 6, &repeat);
+    p.deploy(&six.deployment()).expect("deploy");
+    assert_eq!(out(&mut p, "22.3333"), b"22.3333");
+    drop(p);
+    let magic = |slot: usize| flash.0.borrow().bytes()[slot..slot + 4] == *b"WFDS";
+    assert!(
+        magic(0x8_0000) && magic(0xC_0000),
+        "6 went beside 5, not over it"
+    );
+    let (d, stored) = boot().expect("stored");
+    assert_eq!(d.sequence(), 6);
+    assert_eq!(stored.and_then(|s| s.component), Some(repeat));
+
+    // Damage to the flash stops the start rather than resetting the floor.
+    flash.0.borrow_mut().bytes_mut()[0x8_0000 + 40] ^= 1;
+    flash.0.borrow_mut().bytes_mut()[0xC_0000 + 40] ^= 1;
+    assert!(matches!(
+        boot(),
+        Err(StoreError::Corrupt { at, .. }) if at == "flash 0x80000..0x100000"
+    ));
 }

@@ -2,10 +2,12 @@
 //! the sequence (the floor replays are refused below) and, where there is room, the
 //! component itself, so a restarted device runs what was deployed last.
 //!
-//! [`DeploymentStore`] is the device's to implement: on an ESP32 an NVS key for the
-//! sequence and a flash partition for the component; [`MemoryDeploymentStore`] keeps it
-//! in RAM (for tests, or a device without storage, where a reboot forgets it), and
-//! `FileDeploymentStore` (feature `std`) in one file written atomically.
+//! [`DeploymentStore`] has three implementations: `FlashDeploymentStore` (feature
+//! `flash-store`) keeps it in two slots of a NOR flash region, surviving power cuts (a
+//! device's store: esp-storage's `FlashStorage` on an ESP32; `MemoryNorFlash` is NOR
+//! flash in RAM for tests); [`MemoryDeploymentStore`] keeps it in RAM (for tests, or a
+//! device without storage, where a reboot forgets it); `FileDeploymentStore` (feature
+//! `std`) in one file written atomically.
 //!
 //! A [`Deployer`](crate::ota::Deployer) given a store records every deployment it
 //! accepts before the new component is swapped in; a failing store rejects the
@@ -13,7 +15,11 @@
 
 #[cfg(feature = "std")]
 mod file;
+#[cfg(feature = "flash-store")]
+mod flash;
 mod memory;
+#[cfg(feature = "flash-store")]
+mod memory_flash;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -21,7 +27,11 @@ use core::fmt;
 
 #[cfg(feature = "std")]
 pub use file::FileDeploymentStore;
+#[cfg(feature = "flash-store")]
+pub use flash::{FlashDeploymentStore, FlashRegionError};
 pub use memory::MemoryDeploymentStore;
+#[cfg(feature = "flash-store")]
+pub use memory_flash::{MemoryNorFlash, MemoryNorFlashError};
 
 /// The last accepted deployment, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

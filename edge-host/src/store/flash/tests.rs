@@ -1,0 +1,543 @@
+//! The flash store on [`MemoryNorFlash`], with power cuts and failures injected.
+
+use alloc::string::ToString;
+
+use embedded_storage::nor_flash::{ErrorType, NorFlashError, NorFlashErrorKind, ReadNorFlash};
+
+use super::*;
+use crate::store::{MemoryNorFlash, MemoryNorFlashError};
+
+/// Reads of 4 bytes, writes of 16 (so the component's tail is padded), 256-byte sectors.
+type Flash = MemoryNorFlash<4, 16, 256>;
+
+/// The region: one sector in, two slots of four sectors.
+const OFFSET: u32 = 0x100;
+const SIZE: u32 = 0x800;
+const SLOT_A: usize = 0x100;
+const SLOT_B: usize = 0x500;
+const AT: &str = "flash 0x100..0x900";
+
+fn flash() -> Flash {
+    Flash::new(0x1000)
+}
+
+fn store(f: &mut Flash) -> FlashDeploymentStore<&mut Flash> {
+    FlashDeploymentStore::new(f, OFFSET, SIZE).expect("region")
+}
+
+/// A component of `len` bytes, different for each `seed`.
+fn component(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| seed.wrapping_mul(31) ^ i as u8).collect()
+}
+
+fn stored(sequence: u64, component: &[u8]) -> Option<Stored> {
+    Some(Stored {
+        sequence,
+        component: Some(component.to_vec()),
+    })
+}
+
+/// What a power cut or a failing chip does to the operation that crosses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// The power goes: the operation stops part way and every later one fails.
+    PowerCut,
+    /// The operation stops part way and fails; later ones work.
+    Fail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FaultError {
+    PowerCut,
+    Failed,
+    Flash(MemoryNorFlashError),
+}
+
+impl NorFlashError for FaultError {
+    fn kind(&self) -> NorFlashErrorKind {
+        match self {
+            FaultError::Flash(e) => e.kind(),
+            _ => NorFlashErrorKind::Other,
+        }
+    }
+}
+
+/// A flash that does `budget` units of work — a byte written, a sector erased — and then
+/// `fault`s: the write that crosses the budget programs only the bytes before it, the
+/// erase only the sectors before it.
+#[derive(Debug)]
+struct Faulty<'a> {
+    flash: &'a mut Flash,
+    budget: usize,
+    fault: Fault,
+    dead: bool,
+    /// Units done so far.
+    spent: usize,
+}
+
+impl<'a> Faulty<'a> {
+    fn new(flash: &'a mut Flash, budget: usize, fault: Fault) -> Self {
+        Faulty {
+            flash,
+            budget,
+            fault,
+            dead: false,
+            spent: 0,
+        }
+    }
+
+    fn alive(&self) -> Result<(), FaultError> {
+        if self.dead {
+            Err(FaultError::PowerCut)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn cut(&mut self) -> FaultError {
+        self.budget = usize::MAX;
+        match self.fault {
+            Fault::PowerCut => {
+                self.dead = true;
+                FaultError::PowerCut
+            }
+            Fault::Fail => FaultError::Failed,
+        }
+    }
+}
+
+impl ErrorType for Faulty<'_> {
+    type Error = FaultError;
+}
+
+impl ReadNorFlash for Faulty<'_> {
+    const READ_SIZE: usize = Flash::READ_SIZE;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FaultError> {
+        self.alive()?;
+        self.flash.read(offset, bytes).map_err(FaultError::Flash)
+    }
+
+    fn capacity(&self) -> usize {
+        self.flash.capacity()
+    }
+}
+
+impl NorFlash for Faulty<'_> {
+    const WRITE_SIZE: usize = Flash::WRITE_SIZE;
+    const ERASE_SIZE: usize = Flash::ERASE_SIZE;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), FaultError> {
+        self.alive()?;
+        let sector = Flash::ERASE_SIZE as u32;
+        let mut at = from;
+        while at < to {
+            if self.spent == self.budget {
+                return Err(self.cut());
+            }
+            self.flash
+                .erase(at, at + sector)
+                .map_err(FaultError::Flash)?;
+            self.spent += 1;
+            at += sector;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FaultError> {
+        self.alive()?;
+        let room = self.budget - self.spent;
+        if bytes.len() <= room {
+            self.flash.write(offset, bytes).map_err(FaultError::Flash)?;
+            self.spent += bytes.len();
+            return Ok(());
+        }
+        // Part of the write is programmed: its first `room` bytes clear their bits.
+        let start = offset as usize;
+        for (cell, b) in self.flash.bytes_mut()[start..start + room]
+            .iter_mut()
+            .zip(bytes)
+        {
+            *cell &= b;
+        }
+        self.spent += room;
+        Err(self.cut())
+    }
+}
+
+/// The units of work `op` does on a copy of `f`.
+fn cost(f: &Flash, op: impl FnOnce(&mut FlashDeploymentStore<Faulty<'_>>)) -> usize {
+    let mut copy = f.clone();
+    let mut s = FlashDeploymentStore::new(
+        Faulty::new(&mut copy, usize::MAX, Fault::Fail),
+        OFFSET,
+        SIZE,
+    )
+    .expect("region");
+    op(&mut s);
+    s.into_inner().spent
+}
+
+fn magic_at(f: &Flash, slot: usize) -> bool {
+    f.bytes()[slot..slot + 4] == MAGIC
+}
+
+#[test]
+fn an_erased_region_holds_nothing_and_records_round_trip() {
+    let mut f = flash();
+    assert_eq!(store(&mut f).load(), Ok(None));
+    let five = component(5, 301);
+    store(&mut f).store(5, &five).expect("store");
+    // A new store over the same flash: what a reboot sees.
+    assert_eq!(store(&mut f).load(), Ok(stored(5, &five)));
+    assert!(magic_at(&f, SLOT_A));
+    // Nothing outside the region was touched.
+    assert!(f.bytes()[..SLOT_A].iter().all(|&b| b == 0xFF));
+    assert!(f.bytes()[SLOT_B + 0x400..].iter().all(|&b| b == 0xFF));
+}
+
+#[test]
+fn records_alternate_between_the_slots() {
+    let mut f = flash();
+    let mut s = store(&mut f);
+    // Lengths: aligned, padded, empty, the largest kept.
+    let max = s.max_component();
+    assert_eq!(max, 0x400 - 64);
+    let sizes = [32, 301, 0, max, 7, 301];
+    for (i, len) in sizes.into_iter().enumerate() {
+        let sequence = 10 + i as u64;
+        let c = component(i as u8, len);
+        s.store(sequence, &c).expect("store");
+        assert_eq!(s.load(), Ok(stored(sequence, &c)), "record {i}");
+    }
+    let _ = s.into_inner();
+    // Six records: the last in slot B, the one before in A.
+    assert!(magic_at(&f, SLOT_A) && magic_at(&f, SLOT_B));
+    assert_eq!(f.bytes()[SLOT_B + 8], 15);
+    assert_eq!(f.bytes()[SLOT_A + 8], 14);
+    assert_eq!(store(&mut f).load(), Ok(stored(15, &component(5, 301))));
+}
+
+#[test]
+fn a_power_cut_at_any_point_of_a_store_keeps_the_old_record_or_the_new_one() {
+    let (c1, c2, c3) = (component(1, 700), component(2, 301), component(3, 900));
+    let mut f = flash();
+    // The first store: before its header is written the region holds nothing.
+    let first = cost(&f, |s| s.store(1, &c1).expect("store"));
+    let header_from = first - 64;
+    for budget in 0..=first {
+        let mut g = f.clone();
+        let mut s =
+            FlashDeploymentStore::new(Faulty::new(&mut g, budget, Fault::PowerCut), OFFSET, SIZE)
+                .expect("region");
+        assert_eq!(s.store(1, &c1).is_ok(), budget == first, "budget {budget}");
+        let got = store(&mut g).load();
+        match budget {
+            b if b <= header_from => assert_eq!(got, Ok(None), "budget {b}"),
+            b if b < first => {
+                // Torn in the header's own write, with no older record: the one case
+                // that reads as damage (the safe side: the floor is not reset).
+                assert!(
+                    matches!(&got, Err(StoreError::Corrupt { at, .. }) if at == AT),
+                    "budget {b}: {got:?}"
+                );
+            }
+            _ => assert_eq!(got, Ok(stored(1, &c1))),
+        }
+    }
+    store(&mut f).store(1, &c1).expect("store");
+
+    // The second store (into B) and the third (over the older record in A), each cut
+    // at every byte and sector: the old record until the new header is complete.
+    for (old, new) in [((1, &c1), (2, &c2)), ((2, &c2), (3, &c3))] {
+        let total = cost(&f, |s| s.store(new.0, new.1).expect("store"));
+        // Sectors erased, the padded component, the header.
+        let sectors = (64 + new.1.len().div_ceil(16) * 16).div_ceil(256);
+        assert_eq!(total, sectors + new.1.len().div_ceil(16) * 16 + 64);
+        for budget in 0..=total {
+            let mut g = f.clone();
+            let mut s = FlashDeploymentStore::new(
+                Faulty::new(&mut g, budget, Fault::PowerCut),
+                OFFSET,
+                SIZE,
+            )
+            .expect("region");
+            assert_eq!(s.store(new.0, new.1).is_ok(), budget == total);
+            let want = if budget == total { new } else { old };
+            assert_eq!(
+                store(&mut g).load(),
+                Ok(stored(want.0, want.1)),
+                "sequence {} cut at {budget} of {total}",
+                new.0
+            );
+        }
+        store(&mut f).store(new.0, new.1).expect("store");
+    }
+}
+
+#[test]
+fn a_failing_flash_rejects_the_store_and_keeps_the_old_record() {
+    let mut f = flash();
+    let five = component(5, 301);
+    store(&mut f).store(5, &five).expect("store");
+    let mut s = FlashDeploymentStore::new(Faulty::new(&mut f, 100, Fault::Fail), OFFSET, SIZE)
+        .expect("region");
+    let err = s.store(6, &component(6, 301)).expect_err("fails");
+    assert!(
+        matches!(&err, StoreError::Io { op: "write", at, detail } if at == AT && detail == "Failed"),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "flash 0x100..0x900: cannot write: Failed");
+    assert_eq!(s.load(), Ok(stored(5, &five)));
+    // The flash works again: the retry lands.
+    s.store(6, &component(6, 301)).expect("retry");
+    assert_eq!(s.load(), Ok(stored(6, &component(6, 301))));
+}
+
+#[test]
+fn a_damaged_slot_leaves_the_other_and_two_are_corrupt() {
+    let (five, six) = (component(5, 301), component(6, 40));
+    let mut base = flash();
+    store(&mut base).store(5, &five).expect("store");
+    store(&mut base).store(6, &six).expect("store");
+
+    // The newer header damaged (a sequence bit): the older record is what is left.
+    let mut f = base.clone();
+    f.bytes_mut()[SLOT_B + 8] ^= 0x80;
+    assert_eq!(store(&mut f).load(), Ok(stored(5, &five)));
+    // The next store overwrites the damaged slot, not the good one.
+    store(&mut f).store(7, &six).expect("store");
+    assert_eq!(store(&mut f).load(), Ok(stored(7, &six)));
+    assert_eq!(f.bytes()[SLOT_A + 8], 5);
+
+    // The older header or the older component damaged: the newer record stands.
+    for at in [SLOT_A + 30, SLOT_A + 64 + 100] {
+        let mut f = base.clone();
+        f.bytes_mut()[at] ^= 1;
+        assert_eq!(store(&mut f).load(), Ok(stored(6, &six)), "byte {at:#x}");
+    }
+
+    // Both headers damaged: corrupt, naming the region and each slot.
+    let mut f = base.clone();
+    f.bytes_mut()[SLOT_A + 60] ^= 1;
+    f.bytes_mut()[SLOT_B] = 0;
+    let err = store(&mut f).load().expect_err("corrupt");
+    assert_eq!(
+        err,
+        StoreError::Corrupt {
+            at: AT.to_string(),
+            detail: "slot A at 0x100: header checksum mismatch; slot B at 0x500: no record magic"
+                .to_string()
+        }
+    );
+
+    // The newest header intact but its component damaged: falling back to the older
+    // record would lower the floor, so that is corrupt too.
+    let mut f = base.clone();
+    f.bytes_mut()[SLOT_B + 64 + 3] ^= 4;
+    let err = store(&mut f).load().expect_err("corrupt");
+    assert_eq!(
+        err,
+        StoreError::Corrupt {
+            at: AT.to_string(),
+            detail: "slot B at 0x500: component does not match its sha256 (sequence 6)".to_string()
+        }
+    );
+
+    // One header damaged, the other slot erased: corrupt, not "nothing stored".
+    let mut f = flash();
+    store(&mut f).store(5, &five).expect("store");
+    f.bytes_mut()[SLOT_A + 9] ^= 1;
+    assert!(matches!(
+        store(&mut f).load(),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn a_component_too_large_for_a_slot_is_stored_as_its_sequence() {
+    let mut f = flash();
+    let mut s = store(&mut f);
+    let max = s.max_component();
+    s.store(8, &component(8, max)).expect("store");
+    assert_eq!(s.load(), Ok(stored(8, &component(8, max))));
+    s.store(9, &component(9, max + 1)).expect("store");
+    assert_eq!(
+        s.load(),
+        Ok(Some(Stored {
+            sequence: 9,
+            component: None
+        }))
+    );
+    // It still alternates: the kept component of 8 was not overwritten.
+    let _ = s.into_inner();
+    assert_eq!(f.bytes()[SLOT_A + 8], 8);
+    assert_eq!(f.bytes()[SLOT_B + 8], 9);
+}
+
+#[test]
+fn a_region_off_the_flash_geometry_is_refused_at_construction() {
+    let mut f = flash();
+    let region = |f: &mut Flash, offset, size| {
+        FlashDeploymentStore::new(f, offset, size).map(|s| s.region())
+    };
+    assert_eq!(region(&mut f, 0x100, 0x800), Ok(0x100..0x900));
+    for (offset, size) in [(0x80, 0x800), (0x100, 0x300), (0x100, 0x100), (0x100, 0)] {
+        assert_eq!(
+            region(&mut f, offset, size),
+            Err(FlashRegionError::Misaligned {
+                offset,
+                size,
+                erase_size: 0x100
+            }),
+            "{offset:#x}+{size:#x}"
+        );
+    }
+    assert_eq!(
+        region(&mut f, 0xE00, 0x400),
+        Err(FlashRegionError::OutOfBounds {
+            offset: 0xE00,
+            size: 0x400,
+            capacity: 0x1000
+        })
+    );
+    assert!(matches!(
+        region(&mut f, 0xFFFF_FF00, 0x200),
+        Err(FlashRegionError::OutOfBounds { .. })
+    ));
+    assert_eq!(
+        FlashRegionError::Misaligned {
+            offset: 0x80,
+            size: 0x800,
+            erase_size: 0x100
+        }
+        .to_string(),
+        "flash region at 0x80 of 0x800 bytes: the offset must be a multiple of the erase size \
+         0x100 and the size of twice it (two slots)"
+    );
+    // Sectors of 32 bytes: a 64-byte header does not fit a one-sector slot.
+    let mut small = MemoryNorFlash::<4, 4, 32>::new(0x400);
+    assert_eq!(
+        FlashDeploymentStore::new(&mut small, 0, 0x40).map(|s| s.region()),
+        Err(FlashRegionError::TooSmall {
+            offset: 0,
+            size: 0x40,
+            needed: 64
+        })
+    );
+    // Writes of 128 bytes and sectors of 32: slot B would not start on a whole write.
+    let mut coarse = MemoryNorFlash::<4, 128, 32>::new(0x400);
+    assert_eq!(
+        FlashDeploymentStore::new(&mut coarse, 0, 0x100).map(|s| s.region()),
+        Err(FlashRegionError::Misaligned {
+            offset: 0,
+            size: 0x100,
+            erase_size: 32
+        })
+    );
+}
+
+#[test]
+fn a_component_that_does_not_read_back_leaves_the_previous_record() {
+    // Component writes (not at a slot's start) drop their last byte's low bit when
+    // `flip` is set; the header is written as asked, so only the sha256 check can tell.
+    #[derive(Debug)]
+    struct Flipping {
+        flash: Flash,
+        flip: bool,
+    }
+    impl ErrorType for Flipping {
+        type Error = MemoryNorFlashError;
+    }
+    impl ReadNorFlash for Flipping {
+        const READ_SIZE: usize = 4;
+        fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+            self.flash.read(offset, bytes)
+        }
+        fn capacity(&self) -> usize {
+            self.flash.capacity()
+        }
+    }
+    impl NorFlash for Flipping {
+        const WRITE_SIZE: usize = 16;
+        const ERASE_SIZE: usize = 256;
+        fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+            self.flash.erase(from, to)
+        }
+        fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+            let mut bytes = bytes.to_vec();
+            let slot_start = [SLOT_A, SLOT_B].contains(&(offset as usize));
+            if self.flip
+                && !slot_start
+                && let Some(last) = bytes.last_mut()
+            {
+                *last &= !1;
+            }
+            self.flash.write(offset, &bytes)
+        }
+    }
+    let flipping = Flipping {
+        flash: flash(),
+        flip: false,
+    };
+    let mut s = FlashDeploymentStore::new(flipping, OFFSET, SIZE).expect("region");
+    // 0xFF bytes: every one has its low bit set, so the flip always changes one.
+    let one = vec![0xFF; 40];
+    s.store(1, &one).expect("store 1");
+    let mut flipping = s.into_inner();
+    flipping.flip = true;
+    let mut s = FlashDeploymentStore::new(flipping, OFFSET, SIZE).expect("region");
+    assert!(matches!(
+        s.store(2, &[0xFF; 40]),
+        Err(StoreError::Io { op: "verify", .. })
+    ));
+    // Its header is erased again: the previous record, not damage that stops a device.
+    assert_eq!(s.load(), Ok(stored(1, &one)));
+    // And the next store goes beside record 1 again.
+    let mut flipping = s.into_inner();
+    flipping.flip = false;
+    let mut s = FlashDeploymentStore::new(flipping, OFFSET, SIZE).expect("region");
+    s.store(3, b"three").expect("store 3");
+    assert_eq!(s.load(), Ok(stored(3, b"three")));
+    assert!(matches!(
+        s.store(2, b"two"),
+        Err(StoreError::Io { op: "store", .. })
+    ));
+    assert_eq!(s.load(), Ok(stored(3, b"three")));
+}
+
+#[test]
+fn a_write_the_flash_did_not_make_fails_the_read_back() {
+    // A flash whose writes report success but program nothing.
+    #[derive(Debug)]
+    struct Lossy(Flash);
+    impl ErrorType for Lossy {
+        type Error = MemoryNorFlashError;
+    }
+    impl ReadNorFlash for Lossy {
+        const READ_SIZE: usize = 4;
+        fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+            self.0.read(offset, bytes)
+        }
+        fn capacity(&self) -> usize {
+            self.0.capacity()
+        }
+    }
+    impl NorFlash for Lossy {
+        const WRITE_SIZE: usize = 16;
+        const ERASE_SIZE: usize = 256;
+        fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+            self.0.erase(from, to)
+        }
+        fn write(&mut self, _: u32, _: &[u8]) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+    let mut s = FlashDeploymentStore::new(Lossy(flash()), OFFSET, SIZE).expect("region");
+    assert!(matches!(
+        s.store(1, b"one"),
+        Err(StoreError::Io { op: "verify", .. })
+    ));
+    // What did not read back is erased again: nothing stored, not damage.
+    assert_eq!(s.load(), Ok(None));
+}
