@@ -4,7 +4,8 @@
 //! (a counting global allocator), and the device image's RAM and flash as booted in qemu.
 //!
 //! `WASMFLO_BENCH_QUICK=1` runs fewer messages (CI). Run with
-//! `cargo bench -p wasmflo-edge --bench edge [-- SECTION]` (throughput, mqtt, heap, device).
+//! `cargo bench -p wasmflo-edge --bench edge [-- SECTION]` (throughput, mqtt, load, heap,
+//! device).
 // The counting allocator is the one place a global allocator needs `unsafe`.
 #![allow(unsafe_code)]
 #![allow(clippy::expect_used, clippy::panic, reason = "benchmark binary")]
@@ -67,6 +68,28 @@ fn kib(bytes: impl Into<u64>) -> String {
     format!("{:.1} KiB", bytes.into() as f64 / 1024.0)
 }
 
+/// The example participants the load and device sections measure.
+const EXAMPLES: [&str; 7] = [
+    "temperature/Format",
+    "temperature/Sensor",
+    "temperature/Display",
+    "temperature/Combine",
+    "core/Repeat",
+    "core/Output",
+    "core/Drop",
+];
+
+/// The server host's engine, as the bench's baselines use it: no pooling, a few instances.
+fn server_runtime() -> wasmflo_host::runtime::Runtime {
+    wasmflo_host::runtime::Runtime::new(&wasmflo_host::runtime::RuntimeConfig {
+        max_instances: 4,
+        max_memory: 64 << 20,
+        pooling: false,
+        ..Default::default()
+    })
+    .expect("runtime")
+}
+
 /// Messages per second through the formatter on both hosts, same component file.
 fn throughput(messages: usize) {
     let path = common::component("temperature/Format");
@@ -95,13 +118,7 @@ fn throughput(messages: usize) {
     }
     let wasmi_rate = messages as f64 / started.elapsed().as_secs_f64();
 
-    let runtime = wasmflo_host::runtime::Runtime::new(&wasmflo_host::runtime::RuntimeConfig {
-        max_instances: 4,
-        max_memory: 64 << 20,
-        pooling: false,
-        ..Default::default()
-    })
-    .expect("runtime");
+    let runtime = server_runtime();
     let loader = wasmflo_host::component::Loader::new(runtime, None);
     let loaded = loader.load(&path).expect("server load");
     let mut server = loaded
@@ -133,6 +150,59 @@ fn throughput(messages: usize) {
         "  ratio wasmtime/wasmi  {:>10.1}x",
         wasmtime_rate / wasmi_rate
     );
+}
+
+/// Load time per example participant: the edge host's `Component::new` (unpack, the
+/// definition probe on a throwaway engine, the kept modules parsed and validated again)
+/// against the server host loading the same file (wasmtime's Cranelift compile and its
+/// definition probe, no compile cache), medians of `runs` loads each.
+fn load_times(runs: usize) {
+    let runtime = server_runtime();
+    let median = |mut samples: Vec<f64>| {
+        samples.sort_by(f64::total_cmp);
+        samples[samples.len() / 2]
+    };
+    println!(
+        "load time per participant (x86_64; median of {runs} loads; server: no compile cache):"
+    );
+    println!(
+        "  {:<22} {:>10} {:>14} {:>14} {:>8}",
+        "component", "file", "edge (wasmi)", "server", "ratio"
+    );
+    for name in EXAMPLES {
+        let path = common::component(name);
+        let bytes = std::fs::read(&path).expect("read");
+        let edge = median(
+            (0..runs)
+                .map(|_| {
+                    let started = Instant::now();
+                    black_box(
+                        wasmflo_edge::Component::new(&wasmflo_edge::Engine::new(), &bytes)
+                            .expect("edge load"),
+                    );
+                    started.elapsed().as_secs_f64()
+                })
+                .collect(),
+        );
+        let server = median(
+            (0..runs.div_ceil(10))
+                .map(|_| {
+                    // A new loader each time: one keeps the versions it loaded.
+                    let loader = wasmflo_host::component::Loader::new(runtime.clone(), None);
+                    let started = Instant::now();
+                    black_box(loader.load_bytes(&path, &bytes).expect("server load"));
+                    started.elapsed().as_secs_f64()
+                })
+                .collect(),
+        );
+        println!(
+            "  {name:<22} {:>10} {:>11.2} ms {:>11.2} ms {:>7.1}x",
+            kib(bytes.len() as u64),
+            edge * 1e3,
+            server * 1e3,
+            server / edge
+        );
+    }
 }
 
 /// Peak heap of the edge host running each example participant on this machine.
@@ -202,19 +272,8 @@ fn device_figures(quick: bool) {
     if !device::available("device figures") {
         return;
     }
-    let names: &[&str] = if quick {
-        &["temperature/Format"]
-    } else {
-        &[
-            "temperature/Format",
-            "temperature/Sensor",
-            "temperature/Display",
-            "temperature/Combine",
-            "core/Repeat",
-            "core/Output",
-            "core/Drop",
-        ]
-    };
+    // The formatter, the participant with the RAM target, comes first.
+    let names = if quick { &EXAMPLES[..1] } else { &EXAMPLES[..] };
     println!(
         "device image (riscv32imac, qemu virt, 512 KiB RAM; components built with the device profile: a fixed memory of 1-byte pages, each guest's own stack and heap or 8 KiB and 16 KiB):"
     );
@@ -266,7 +325,7 @@ fn device_figures(quick: bool) {
             kib(stat("end"))
         );
         println!(
-            "  formatter: peak RAM {} (target 128 KiB: {:.1}x); flash {} = .text {} + .rodata {} (incl. the {} component) (target 1 MiB: {:.2}x)",
+            "  formatter: peak RAM {} (target 128 KiB: {:.2}x); flash {} = .text {} + .rodata {} (incl. the {} component) (target 1 MiB: {:.2}x)",
             kib(ram),
             ram as f64 / (128.0 * 1024.0),
             kib(flash),
@@ -382,7 +441,7 @@ async fn answer(out: &mut wasmflo_host::transport::Subscription) {
 fn main() {
     let quick = std::env::var_os("WASMFLO_BENCH_QUICK").is_some_and(|v| v == "1");
     // cargo bench passes `--bench`; another argument picks the sections whose name
-    // contains it (throughput, mqtt, heap, device).
+    // contains it (throughput, mqtt, load, heap, device).
     let filter = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))
@@ -394,6 +453,9 @@ fn main() {
     }
     if run("mqtt") {
         mqtt_rate(if quick { 1_000 } else { 5_000 });
+    }
+    if run("load") {
+        load_times(if quick { 10 } else { 50 });
     }
     if run("heap") {
         peak_heap();

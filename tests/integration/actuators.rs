@@ -102,6 +102,16 @@ impl Scaling {
             .unwrap_or_else(|| panic!("a {trigger} record of {role}: {:#?}", self.records))
     }
 
+    /// The first decision that asked `role`'s command for a count: a poll, or a pressure
+    /// decision when the backlog's growth is seen before the first poll (under load).
+    fn first_ask(&self, role: &str) -> DecisionRecord {
+        self.records
+            .iter()
+            .find(|r| r.role == role && r.asked.is_some())
+            .cloned()
+            .unwrap_or_else(|| panic!("a decision asking {role}: {:#?}", self.records))
+    }
+
     async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -154,7 +164,7 @@ async fn a_command_scales_external_workers() {
     let text = std::fs::read_to_string(&log).expect("the command ran");
     // 200 jobs of 10 ms against a 100 ms deadline: as many workers as allowed, at once.
     assert_eq!(text.lines().next(), Some("ext 6"), "{text}");
-    let ext = scaling.first("ext", "poll");
+    let ext = scaling.first_ask("ext");
     assert_eq!(
         (ext.from, ext.to, ext.asked, ext.backlog),
         (1, 1, Some(6), 200),
@@ -737,7 +747,7 @@ async fn an_external_start_time_is_measured_from_discovery_messages() {
     scaling
         .until("the command confirms 4 workers", |r| settled(r, "ext"))
         .await;
-    let asked = scaling.first("ext", "poll");
+    let asked = scaling.first_ask("ext");
     assert_eq!((asked.from, asked.asked), (1, Some(4)), "{asked:?}");
     // Three workers are added. A re-announcement is not a join, nor is a worker of
     // another queue: two of the three have started so far.
