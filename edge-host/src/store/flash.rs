@@ -13,22 +13,27 @@
 //! 24 sha256 of the component (32 bytes)   56 first 8 bytes of the sha256 of bytes 0..56
 //! ```
 //! (all little-endian). A store writes into the slot that does not hold the newest valid
-//! record: it erases the sectors it needs, writes the component, and writes the header
-//! last. A power cut at any point leaves that slot without a valid header (or with a
-//! component its sha256 refutes) and the other slot as it was, so `load` gives the old
-//! record or the new one. `load` takes the slot with the highest sequence whose header
-//! checksum holds; its component must match the sha256, or the region is
+//! record: it erases the sectors it needs that do not read erased, writes the component
+//! (each word once, as `NorFlash` requires, and no word that is all 0xFF), writes the
+//! header last and reads the record back. A power cut at any point leaves that slot
+//! without a valid header and the other slot as it was, so `load` gives the old record
+//! or the new one; a store that fails after the header's write erases the header again
+//! (and says so if it cannot). `load` takes the slot with the highest sequence whose
+//! header checksum holds; its component must match the sha256, or the region is
 //! [`StoreError::Corrupt`] (an intact header with a higher sequence than what is left must
 //! not be ignored: the replay floor would drop). A region whose headers are both erased
 //! (0xFF) holds no deployment (`Ok(None)`), whatever an interrupted first store left
 //! after them — the header is written last, so that is never a record; any other header
 //! that does not check out in both slots is `Corrupt`, naming the region: a device must
-//! not silently reset its floor. (So the one power cut that reads as damage is one
-//! during the header's own write in the very first store, when there is no older record
-//! to fall back on: erasing the region starts afresh.) A component too large for a slot
-//! is not kept: the record then holds the sequence only (the trait allows it) and `load`
-//! returns no component; [`FlashDeploymentStore::max_component`] says how large one can
-//! be.
+//! not silently reset its floor. So the power cuts that read as damage are those in the
+//! very first store, when there is no older record to fall back on, during the header's
+//! own write — or during the erase of a sector that held something other than a record
+//! (sectors that read erased are not erased again); erasing the region starts afresh.
+//! A sequence below the newest record's, or the same one with another component, is
+//! refused ([`StoreError::Backwards`]); the same record again is a success that writes
+//! nothing. A component too large for a slot is not kept: the record then holds the
+//! sequence only (the trait allows it) and `load` returns no component;
+//! [`FlashDeploymentStore::max_component`] says how large one can be.
 
 use alloc::format;
 use alloc::string::String;
@@ -375,6 +380,106 @@ impl<F: NorFlash> FlashDeploymentStore<F> {
         })
     }
 
+    /// Erases the sectors of `from..to` that do not read erased already. A blank sector
+    /// is left alone: an erase cut by a power loss can leave even a blank sector
+    /// undefined, and the very first store must not turn a region that holds nothing
+    /// into damage. (A sector that reads erased is: `program` writes no all-0xFF word.)
+    fn erase_dirty(&mut self, from: u32, to: u32) -> Result<(), StoreError> {
+        let sector = F::ERASE_SIZE as u32;
+        // Whole reads and writes: so are sectors (checked by `new`).
+        let mut buf = vec![0u8; round_up(CHUNK, Self::align()).min(F::ERASE_SIZE)];
+        let mut at = from;
+        while at < to {
+            let end = at + sector;
+            let (mut blank, mut p) = (true, at);
+            while blank && p < end {
+                let n = buf.len().min((end - p) as usize);
+                self.read(p, &mut buf[..n])?;
+                blank = buf[..n].iter().all(|&b| b == 0xFF);
+                p += n as u32;
+            }
+            if !blank {
+                self.flash
+                    .erase(at, end)
+                    .map_err(|e| self.io("erase", &e))?;
+            }
+            at = end;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` from `at` in whole words, the last padded with 0xFF, leaving out
+    /// the words that are all 0xFF: erased flash reads so already, and a word never
+    /// written keeps its sector truly erased for `erase_dirty` (on a chip with ECC, a
+    /// word written as 0xFF is not).
+    fn program(&mut self, at: u32, data: &[u8]) -> Result<(), StoreError> {
+        let align = Self::align();
+        let whole = data.len() - data.len() % align;
+        // The words from `run` on are written when the next all-0xFF word (or the end)
+        // is reached: one write per run, not per word.
+        let mut run = 0;
+        for word in (0..whole).step_by(align) {
+            if data[word..word + align].iter().all(|&b| b == 0xFF) {
+                self.write(at + run as u32, &data[run..word])?;
+                run = word + align;
+            }
+        }
+        self.write(at + run as u32, &data[run..whole])?;
+        if whole < data.len() {
+            let mut tail = vec![0xFF; align];
+            tail[..data.len() - whole].copy_from_slice(&data[whole..]);
+            if tail.iter().any(|&b| b != 0xFF) {
+                self.write(at + whole as u32, &tail)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, at: u32, bytes: &[u8]) -> Result<(), StoreError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.flash
+            .write(at, bytes)
+            .map_err(|e| self.io("write", &e))
+    }
+
+    /// Reads a record just written back: a write the flash reported done but did not
+    /// make is an error now, not a lost floor after the next reboot.
+    fn read_back(&mut self, slot: usize, header: &Header) -> Result<(), StoreError> {
+        let why = match self.header(slot)? {
+            HeaderState::Intact(h) if h == *header => match self.verify(slot, &h, false)? {
+                Ok(_) => return Ok(()),
+                Err(why) => why,
+            },
+            _ => "header differs from what was written",
+        };
+        Err(StoreError::Io {
+            op: "verify",
+            at: self.at(),
+            detail: String::from(why),
+        })
+    }
+
+    /// After a failed commit, erases the slot's header again, so that what may be half
+    /// written is no record (`load` then gives the previous one, or none); if that
+    /// fails too, the error says a restart may load it.
+    fn withdraw(&mut self, slot: usize, failure: StoreError) -> StoreError {
+        let start = self.slot_start(slot);
+        let end = start + round_up(self.header_area(), F::ERASE_SIZE) as u32;
+        match (self.flash.erase(start, end), failure) {
+            (Err(e), StoreError::Io { op, at, detail }) => StoreError::Io {
+                op,
+                at,
+                detail: format!(
+                    "{detail}; erasing the record again failed too ({e:?}), so a restart may \
+                     load it"
+                ),
+            },
+            (_, failure) => failure,
+        }
+    }
+
     /// Both slots' headers.
     fn survey(&mut self) -> Result<[HeaderState; 2], StoreError> {
         Ok([self.header(0)?, self.header(1)?])
@@ -428,6 +533,15 @@ impl<F: NorFlash> DeploymentStore for FlashDeploymentStore<F> {
     }
 
     fn store(&mut self, sequence: u64, component: &[u8]) -> Result<(), StoreError> {
+        let align = Self::align();
+        let kept = round_up(component.len(), align) <= self.max_component();
+        let data = if kept { component } else { &[] };
+        let header = Header {
+            sequence,
+            length: data.len() as u32,
+            kept,
+            sha256: Sha256::digest(data).into(),
+        };
         let intact = intact(&self.survey()?);
         // The new record goes beside the newest intact header, never over it, whatever
         // its component: overwriting it and losing power would leave an older sequence.
@@ -436,80 +550,33 @@ impl<F: NorFlash> DeploymentStore for FlashDeploymentStore<F> {
             if let Err(why) = self.verify(slot, &h, false)? {
                 return Err(self.corrupt(&[(slot, format!("{why} (sequence {})", h.sequence))]));
             }
-            if sequence < h.sequence {
-                return Err(StoreError::Io {
-                    op: "store",
+            // The same record again: a retry after an error that could not withdraw it.
+            if h == header {
+                return Ok(());
+            }
+            if sequence <= h.sequence {
+                return Err(StoreError::Backwards {
                     at: self.at(),
-                    detail: format!(
-                        "sequence {sequence} is below the stored sequence {}",
-                        h.sequence
-                    ),
+                    sequence,
+                    stored: h.sequence,
                 });
             }
         }
         let slot = intact.first().map_or(0, |&(s, _)| 1 - s);
-        let align = Self::align();
-        let kept = round_up(component.len(), align) <= self.max_component();
-        let (length, sha256) = if kept {
-            (component.len() as u32, Sha256::digest(component).into())
-        } else {
-            (0, Sha256::digest(b"").into())
-        };
         let start = self.slot_start(slot);
-        let used = self.header_area()
-            + if kept {
-                round_up(component.len(), align)
-            } else {
-                0
-            };
-        let end = start + round_up(used, F::ERASE_SIZE) as u32;
-        self.flash
-            .erase(start, end)
-            .map_err(|e| self.io("erase", &e))?;
-        if kept {
-            let at = start + self.header_area() as u32;
-            let whole = component.len() - component.len() % align;
-            if whole > 0 {
-                self.flash
-                    .write(at, &component[..whole])
-                    .map_err(|e| self.io("write", &e))?;
-            }
-            if whole < component.len() {
-                let mut tail = vec![0xFF; align];
-                tail[..component.len() - whole].copy_from_slice(&component[whole..]);
-                self.flash
-                    .write(at + whole as u32, &tail)
-                    .map_err(|e| self.io("write", &e))?;
-            }
-        }
-        let header = Header {
-            sequence,
-            length,
-            kept,
-            sha256,
-        };
+        let used = self.header_area() + round_up(data.len(), align);
+        self.erase_dirty(start, start + round_up(used, F::ERASE_SIZE) as u32)?;
+        self.program(start + self.header_area() as u32, data)?;
         let mut bytes = vec![0xFF; self.header_area()];
         bytes[..HEADER_LEN].copy_from_slice(&header.encode());
-        self.flash
+        // From the header's write on, the record may be in the flash: a failure must
+        // withdraw it, or the deployment the caller rejects would run after a restart.
+        let committed = self
+            .flash
             .write(start, &bytes)
-            .map_err(|e| self.io("write", &e))?;
-        // Read it back: a write the flash reported done but did not make is an error
-        // now, not a lost floor after the next reboot.
-        let back = match self.header(slot)? {
-            HeaderState::Intact(h) if h == header => self.verify(slot, &h, false)?,
-            _ => Err("header differs from what was written"),
-        };
-        back.map(drop).map_err(|why| {
-            // Erase the header again, so what did not read back is no record: `load`
-            // then gives the previous one (or none), not damage that stops the device.
-            let header_end = start + round_up(self.header_area(), F::ERASE_SIZE) as u32;
-            let _ = self.flash.erase(start, header_end);
-            StoreError::Io {
-                op: "verify",
-                at: self.at(),
-                detail: String::from(why),
-            }
-        })
+            .map_err(|e| self.io("write", &e))
+            .and_then(|()| self.read_back(slot, &header));
+        committed.map_err(|failure| self.withdraw(slot, failure))
     }
 }
 

@@ -9,13 +9,16 @@ use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 
-/// `CAPACITY` bytes of NOR flash in RAM, erased (0xFF) at first: reads of `READ` bytes,
-/// writes of `WRITE` bytes that can only clear bits, erases of whole `ERASE`-byte
-/// sectors back to 0xFF. Offsets and lengths off those sizes are errors, as is a write
-/// that would set a bit an earlier write cleared.
+/// NOR flash in RAM, erased (0xFF) at first: reads of `READ` bytes, writes of `WRITE`
+/// bytes that can only clear bits, erases of whole `ERASE`-byte sectors back to 0xFF.
+/// Offsets and lengths off those sizes are errors, as is a write that would set a bit an
+/// earlier write cleared, and — as `NorFlash` says, for chips with ECC or encryption — a
+/// second write to a word not erased since its first, even one that clears bits only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryNorFlash<const READ: usize, const WRITE: usize, const ERASE: usize> {
     bytes: Vec<u8>,
+    /// Per `WRITE`-byte word: written since its last erase.
+    programmed: Vec<bool>,
 }
 
 /// What [`MemoryNorFlash`] refuses.
@@ -30,6 +33,11 @@ pub enum MemoryNorFlashError {
         /// The offset of the first such byte.
         offset: u32,
     },
+    /// A write to the word at this offset, written already since its last erase.
+    Rewritten {
+        /// The word's offset.
+        offset: u32,
+    },
 }
 
 impl NorFlashError for MemoryNorFlashError {
@@ -37,16 +45,20 @@ impl NorFlashError for MemoryNorFlashError {
         match self {
             MemoryNorFlashError::NotAligned => NorFlashErrorKind::NotAligned,
             MemoryNorFlashError::OutOfBounds => NorFlashErrorKind::OutOfBounds,
-            MemoryNorFlashError::NotErased { .. } => NorFlashErrorKind::Other,
+            MemoryNorFlashError::NotErased { .. } | MemoryNorFlashError::Rewritten { .. } => {
+                NorFlashErrorKind::Other
+            }
         }
     }
 }
 
 impl<const READ: usize, const WRITE: usize, const ERASE: usize> MemoryNorFlash<READ, WRITE, ERASE> {
-    /// Erased flash of `capacity` bytes.
+    /// Erased flash of `capacity` bytes (the sizes must not be 0).
     pub fn new(capacity: usize) -> Self {
+        const { assert!(READ > 0 && WRITE > 0 && ERASE > 0) };
         MemoryNorFlash {
             bytes: vec![0xFF; capacity],
+            programmed: vec![false; capacity.div_ceil(WRITE)],
         }
     }
 
@@ -55,7 +67,8 @@ impl<const READ: usize, const WRITE: usize, const ERASE: usize> MemoryNorFlash<R
         &self.bytes
     }
 
-    /// Its contents, for changing behind the flash rules' back (damage, in tests).
+    /// Its contents, for changing behind the flash rules' back (damage, in tests); such
+    /// changes do not count as writes.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.bytes
     }
@@ -110,13 +123,21 @@ impl<const READ: usize, const WRITE: usize, const ERASE: usize> NorFlash
             .checked_sub(from as usize)
             .ok_or(MemoryNorFlashError::OutOfBounds)?;
         let range = self.range(from, len, ERASE)?;
+        let words = range.start / WRITE..range.end.div_ceil(WRITE);
         self.bytes[range].fill(0xFF);
+        self.programmed[words].fill(false);
         Ok(())
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
         let range = self.range(offset, bytes.len(), WRITE)?;
         let start = range.start;
+        let words = start / WRITE..range.end / WRITE;
+        if let Some(i) = self.programmed[words.clone()].iter().position(|&p| p) {
+            return Err(MemoryNorFlashError::Rewritten {
+                offset: ((words.start + i) * WRITE) as u32,
+            });
+        }
         let target = &mut self.bytes[range];
         if let Some(i) = target
             .iter()
@@ -130,6 +151,7 @@ impl<const READ: usize, const WRITE: usize, const ERASE: usize> NorFlash
         for (old, new) in target.iter_mut().zip(bytes) {
             *old &= new;
         }
+        self.programmed[words].fill(true);
         Ok(())
     }
 }
@@ -139,19 +161,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn writes_only_clear_bits_and_erases_whole_sectors() {
+    fn writes_only_clear_bits_once_and_erases_whole_sectors() {
         let mut f = MemoryNorFlash::<4, 4, 16>::new(64);
         assert_eq!(f.capacity(), 64);
         f.write(4, &[0x0F, 0xF0, 0xFF, 0x00]).expect("write");
-        // Clearing more bits is fine; setting one back is not.
-        f.write(4, &[0x0E, 0xF0, 0x7F, 0x00]).expect("clear bits");
+        // A second write to a word is refused, even one that clears bits only.
         assert_eq!(
-            f.write(4, &[0x0F, 0xF0, 0x7F, 0x00]),
-            Err(MemoryNorFlashError::NotErased { offset: 4 })
+            f.write(0, &[0x0E, 0xF0, 0x7F, 0x00, 0, 0, 0, 0]),
+            Err(MemoryNorFlashError::Rewritten { offset: 4 })
         );
+        // Behind the rules' back a word can hold what a write cannot set.
+        f.bytes_mut()[8] = 0x0F;
+        assert_eq!(
+            f.write(8, &[0xF0, 0, 0, 0]),
+            Err(MemoryNorFlashError::NotErased { offset: 8 })
+        );
+        f.write(8, &[0x0E, 0, 0, 0])
+            .expect("clears bits of a word not written");
         let mut got = [0; 8];
         f.read(0, &mut got).expect("read");
-        assert_eq!(got, [0xFF, 0xFF, 0xFF, 0xFF, 0x0E, 0xF0, 0x7F, 0x00]);
+        assert_eq!(got, [0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0xF0, 0xFF, 0x00]);
         assert_eq!(f.write(2, &[0; 4]), Err(MemoryNorFlashError::NotAligned));
         assert_eq!(f.write(4, &[0; 3]), Err(MemoryNorFlashError::NotAligned));
         assert_eq!(f.read(1, &mut got), Err(MemoryNorFlashError::NotAligned));
@@ -163,5 +192,11 @@ mod tests {
         f.erase(0, 16).expect("erase");
         assert!(f.bytes()[..16].iter().all(|&b| b == 0xFF));
         assert_eq!(f.bytes()[16], 0);
+        // An erased word can be written again; one outside the erase cannot.
+        f.write(4, &[0; 4]).expect("write after erase");
+        assert_eq!(
+            f.write(16, &[0; 4]),
+            Err(MemoryNorFlashError::Rewritten { offset: 16 })
+        );
     }
 }

@@ -49,7 +49,9 @@ pub trait DeploymentStore {
 
     /// Records an accepted deployment. It must be durable when this returns (a power
     /// cut after it must not bring back an older sequence); writing the component is
-    /// optional, the sequence is not.
+    /// optional, the sequence is not. After an error the deployment is not accepted,
+    /// though a store that could not undo a half-done write says a restart may load it;
+    /// storing the same deployment again must then succeed.
     fn store(&mut self, sequence: u64, component: &[u8]) -> Result<(), StoreError>;
 }
 
@@ -65,6 +67,16 @@ pub enum StoreError {
         /// The storage's own error text.
         detail: String,
     },
+    /// A sequence below the stored one, or the stored one with another component:
+    /// refused by a store that must never lower its floor (the flash store).
+    Backwards {
+        /// Where.
+        at: String,
+        /// The sequence refused.
+        sequence: u64,
+        /// The sequence stored.
+        stored: u64,
+    },
     /// What is stored is not a deployment record.
     Corrupt {
         /// Where.
@@ -78,6 +90,14 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::Io { op, at, detail } => write!(f, "{at}: cannot {op}: {detail}"),
+            StoreError::Backwards {
+                at,
+                sequence,
+                stored,
+            } => write!(
+                f,
+                "{at}: sequence {sequence} is not above the stored sequence {stored}"
+            ),
             StoreError::Corrupt { at, detail } => {
                 write!(f, "{at}: not a deployment record: {detail}")
             }

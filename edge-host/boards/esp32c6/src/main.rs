@@ -11,6 +11,9 @@
 //!
 //! Build: `cargo build --release` here (CI does, to check it compiles; no board is
 //! attached there); flash: `cargo run --release` with `espflash` and a board attached.
+//! A board whose flash held other data where `deploy` now is reads as a damaged store,
+//! which stops the start: erase the partition once with `espflash erase-parts
+//! --partition-table partitions.csv deploy`.
 //! Untested on hardware: the qemu image (`edge-host/device`) is what the tests boot.
 #![no_std]
 #![no_main]

@@ -133,6 +133,12 @@ impl NorFlash for Faulty<'_> {
         let mut at = from;
         while at < to {
             if self.spent == self.budget {
+                // Cut while this sector was being erased: its contents are undefined
+                // (here a scramble of what it held; all 0xFF becomes 0xC3).
+                let range = at as usize..(at + sector) as usize;
+                for cell in &mut self.flash.bytes_mut()[range] {
+                    *cell = cell.rotate_left(3) ^ 0x3C;
+                }
                 return Err(self.cut());
             }
             self.flash
@@ -152,16 +158,100 @@ impl NorFlash for Faulty<'_> {
             self.spent += bytes.len();
             return Ok(());
         }
-        // Part of the write is programmed: its first `room` bytes clear their bits.
+        // Cut part way: the bytes before `room` are programmed, and the rest of the word
+        // being programmed (if the cut fell inside one) is undefined.
         let start = offset as usize;
-        for (cell, b) in self.flash.bytes_mut()[start..start + room]
+        let word_end = room.next_multiple_of(Flash::WRITE_SIZE);
+        for (i, cell) in self.flash.bytes_mut()[start..start + word_end]
             .iter_mut()
-            .zip(bytes)
+            .enumerate()
         {
-            *cell &= b;
+            if i < room {
+                *cell &= bytes[i];
+            } else {
+                *cell &= bytes[i].rotate_left(2) ^ 0x5A;
+            }
         }
         self.spent += room;
         Err(self.cut())
+    }
+}
+
+/// A flash with quirks, each off at first.
+#[derive(Debug)]
+struct Quirky {
+    flash: Flash,
+    /// Writes of a component (not at a slot's start) clear their last byte's low bit.
+    flip: bool,
+    /// Writes report success and program nothing.
+    drop_writes: bool,
+    /// Reads fail once a header (at a slot's start) is written, until this is cleared.
+    fail_reads_after_header: bool,
+    /// Erases fail.
+    fail_erases: bool,
+    reads_failing: bool,
+}
+
+impl Quirky {
+    fn new() -> Self {
+        Quirky {
+            flash: flash(),
+            flip: false,
+            drop_writes: false,
+            fail_reads_after_header: false,
+            fail_erases: false,
+            reads_failing: false,
+        }
+    }
+}
+
+impl ErrorType for Quirky {
+    type Error = FaultError;
+}
+
+impl ReadNorFlash for Quirky {
+    const READ_SIZE: usize = Flash::READ_SIZE;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FaultError> {
+        if self.reads_failing {
+            return Err(FaultError::Failed);
+        }
+        self.flash.read(offset, bytes).map_err(FaultError::Flash)
+    }
+
+    fn capacity(&self) -> usize {
+        self.flash.capacity()
+    }
+}
+
+impl NorFlash for Quirky {
+    const WRITE_SIZE: usize = Flash::WRITE_SIZE;
+    const ERASE_SIZE: usize = Flash::ERASE_SIZE;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), FaultError> {
+        if self.fail_erases {
+            return Err(FaultError::Failed);
+        }
+        self.flash.erase(from, to).map_err(FaultError::Flash)
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FaultError> {
+        if self.drop_writes {
+            return Ok(());
+        }
+        let header = [SLOT_A, SLOT_B].contains(&(offset as usize));
+        let mut bytes = bytes.to_vec();
+        if self.flip
+            && !header
+            && let Some(last) = bytes.last_mut()
+        {
+            *last &= !1;
+        }
+        self.flash
+            .write(offset, &bytes)
+            .map_err(FaultError::Flash)?;
+        self.reads_failing |= header && self.fail_reads_after_header;
+        Ok(())
     }
 }
 
@@ -180,6 +270,23 @@ fn cost(f: &Flash, op: impl FnOnce(&mut FlashDeploymentStore<Faulty<'_>>)) -> us
 
 fn magic_at(f: &Flash, slot: usize) -> bool {
     f.bytes()[slot..slot + 4] == MAGIC
+}
+
+/// The bytes a store writes for `component`: its 16-byte words but those all 0xFF.
+fn programmed(component: &[u8]) -> usize {
+    component
+        .chunks(16)
+        .filter(|word| word.len() < 16 || word.iter().any(|&b| b != 0xFF))
+        .count()
+        * 16
+}
+
+/// The sectors of the `sectors` from `at` that do not read erased.
+fn dirty(f: &Flash, at: usize, sectors: usize) -> usize {
+    f.bytes()[at..at + sectors * 256]
+        .chunks(256)
+        .filter(|s| s.iter().any(|&b| b != 0xFF))
+        .count()
 }
 
 #[test]
@@ -222,8 +329,10 @@ fn records_alternate_between_the_slots() {
 fn a_power_cut_at_any_point_of_a_store_keeps_the_old_record_or_the_new_one() {
     let (c1, c2, c3) = (component(1, 700), component(2, 301), component(3, 900));
     let mut f = flash();
-    // The first store: before its header is written the region holds nothing.
+    // The first store: before its header is written the region holds nothing. It
+    // erases nothing: an erase cut short could leave a blank sector undefined.
     let first = cost(&f, |s| s.store(1, &c1).expect("store"));
+    assert_eq!(first, programmed(&c1) + 64);
     let header_from = first - 64;
     for budget in 0..=first {
         let mut g = f.clone();
@@ -247,13 +356,17 @@ fn a_power_cut_at_any_point_of_a_store_keeps_the_old_record_or_the_new_one() {
     }
     store(&mut f).store(1, &c1).expect("store");
 
-    // The second store (into B) and the third (over the older record in A), each cut
-    // at every byte and sector: the old record until the new header is complete.
-    for (old, new) in [((1, &c1), (2, &c2)), ((2, &c2), (3, &c3))] {
+    // The second store (into blank B) and the third (over the older record in A), each
+    // cut at every byte and sector, an erase or a word cut short left undefined: the
+    // old record until the new header is complete.
+    for (old, new, slot) in [((1, &c1), (2, &c2), SLOT_B), ((2, &c2), (3, &c3), SLOT_A)] {
         let total = cost(&f, |s| s.store(new.0, new.1).expect("store"));
-        // Sectors erased, the padded component, the header.
+        // The sectors erased (those the record needs that do not read erased), the
+        // padded component, the header.
         let sectors = (64 + new.1.len().div_ceil(16) * 16).div_ceil(256);
-        assert_eq!(total, sectors + new.1.len().div_ceil(16) * 16 + 64);
+        let erased = dirty(&f, slot, sectors);
+        assert_eq!(erased, if slot == SLOT_B { 0 } else { 3 });
+        assert_eq!(total, erased + programmed(new.1) + 64);
         for budget in 0..=total {
             let mut g = f.clone();
             let mut s = FlashDeploymentStore::new(
@@ -373,6 +486,10 @@ fn a_component_too_large_for_a_slot_is_stored_as_its_sequence() {
     let _ = s.into_inner();
     assert_eq!(f.bytes()[SLOT_A + 8], 8);
     assert_eq!(f.bytes()[SLOT_B + 8], 9);
+    assert_eq!(
+        f.bytes()[SLOT_A + 64..SLOT_A + 64 + max],
+        component(8, max)[..]
+    );
 }
 
 #[test]
@@ -439,105 +556,150 @@ fn a_region_off_the_flash_geometry_is_refused_at_construction() {
 
 #[test]
 fn a_component_that_does_not_read_back_leaves_the_previous_record() {
-    // Component writes (not at a slot's start) drop their last byte's low bit when
-    // `flip` is set; the header is written as asked, so only the sha256 check can tell.
-    #[derive(Debug)]
-    struct Flipping {
-        flash: Flash,
-        flip: bool,
-    }
-    impl ErrorType for Flipping {
-        type Error = MemoryNorFlashError;
-    }
-    impl ReadNorFlash for Flipping {
-        const READ_SIZE: usize = 4;
-        fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
-            self.flash.read(offset, bytes)
-        }
-        fn capacity(&self) -> usize {
-            self.flash.capacity()
-        }
-    }
-    impl NorFlash for Flipping {
-        const WRITE_SIZE: usize = 16;
-        const ERASE_SIZE: usize = 256;
-        fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-            self.flash.erase(from, to)
-        }
-        fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-            let mut bytes = bytes.to_vec();
-            let slot_start = [SLOT_A, SLOT_B].contains(&(offset as usize));
-            if self.flip
-                && !slot_start
-                && let Some(last) = bytes.last_mut()
-            {
-                *last &= !1;
-            }
-            self.flash.write(offset, &bytes)
-        }
-    }
-    let flipping = Flipping {
-        flash: flash(),
-        flip: false,
-    };
-    let mut s = FlashDeploymentStore::new(flipping, OFFSET, SIZE).expect("region");
-    // 0xFF bytes: every one has its low bit set, so the flip always changes one.
-    let one = vec![0xFF; 40];
+    let mut s = FlashDeploymentStore::new(Quirky::new(), OFFSET, SIZE).expect("region");
+    // 0xFF bytes (but one, or the store would write no word of them): every one has
+    // its low bit set, so the flip always changes one.
+    let mut one = vec![0xFF; 40];
+    one[39] = 0xFE;
     s.store(1, &one).expect("store 1");
-    let mut flipping = s.into_inner();
-    flipping.flip = true;
-    let mut s = FlashDeploymentStore::new(flipping, OFFSET, SIZE).expect("region");
+    let mut quirky = s.into_inner();
+    quirky.flip = true;
+    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
+    let mut two = vec![0xFF; 40];
+    two[0] = 0x0F;
     assert!(matches!(
-        s.store(2, &[0xFF; 40]),
+        s.store(2, &two),
         Err(StoreError::Io { op: "verify", .. })
     ));
     // Its header is erased again: the previous record, not damage that stops a device.
     assert_eq!(s.load(), Ok(stored(1, &one)));
     // And the next store goes beside record 1 again.
-    let mut flipping = s.into_inner();
-    flipping.flip = false;
-    let mut s = FlashDeploymentStore::new(flipping, OFFSET, SIZE).expect("region");
+    let mut quirky = s.into_inner();
+    quirky.flip = false;
+    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
     s.store(3, b"three").expect("store 3");
     assert_eq!(s.load(), Ok(stored(3, b"three")));
-    assert!(matches!(
+    assert_eq!(
         s.store(2, b"two"),
-        Err(StoreError::Io { op: "store", .. })
-    ));
+        Err(StoreError::Backwards {
+            at: AT.to_string(),
+            sequence: 2,
+            stored: 3
+        })
+    );
     assert_eq!(s.load(), Ok(stored(3, b"three")));
 }
 
 #[test]
 fn a_write_the_flash_did_not_make_fails_the_read_back() {
-    // A flash whose writes report success but program nothing.
-    #[derive(Debug)]
-    struct Lossy(Flash);
-    impl ErrorType for Lossy {
-        type Error = MemoryNorFlashError;
-    }
-    impl ReadNorFlash for Lossy {
-        const READ_SIZE: usize = 4;
-        fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
-            self.0.read(offset, bytes)
-        }
-        fn capacity(&self) -> usize {
-            self.0.capacity()
-        }
-    }
-    impl NorFlash for Lossy {
-        const WRITE_SIZE: usize = 16;
-        const ERASE_SIZE: usize = 256;
-        fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-            self.0.erase(from, to)
-        }
-        fn write(&mut self, _: u32, _: &[u8]) -> Result<(), Self::Error> {
-            Ok(())
-        }
-    }
-    let mut s = FlashDeploymentStore::new(Lossy(flash()), OFFSET, SIZE).expect("region");
+    let mut quirky = Quirky::new();
+    quirky.drop_writes = true;
+    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
     assert!(matches!(
         s.store(1, b"one"),
         Err(StoreError::Io { op: "verify", .. })
     ));
     // What did not read back is erased again: nothing stored, not damage.
     assert_eq!(s.load(), Ok(None));
+}
+
+#[test]
+fn a_store_failing_after_its_header_withdraws_the_record_or_says_it_could_not() {
+    let (one, two) = (component(1, 301), component(2, 301));
+    let mut s = FlashDeploymentStore::new(Quirky::new(), OFFSET, SIZE).expect("region");
+    s.store(1, &one).expect("store 1");
+
+    // The read-back fails: the header is erased again, so the rejected deployment is
+    // not what a restart runs.
+    let mut quirky = s.into_inner();
+    quirky.fail_reads_after_header = true;
+    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
+    let err = s.store(2, &two).expect_err("read-back fails");
+    assert_eq!(err.to_string(), "flash 0x100..0x900: cannot read: Failed");
+    let mut quirky = s.into_inner();
+    quirky.reads_failing = false;
+    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
+    assert_eq!(s.load(), Ok(stored(1, &one)));
+
+    // The read-back fails and so does the erase (on a fresh flash, where the stores
+    // need no erase before): the error says the record may stay, a restart loads it,
+    // and storing the same deployment again is a success.
+    let mut quirky = Quirky::new();
+    quirky.fail_erases = true;
+    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
+    s.store(1, &one).expect("store 1");
+    let mut quirky = s.into_inner();
+    quirky.fail_reads_after_header = true;
+    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
+    let err = s.store(2, &two).expect_err("read-back fails");
+    assert_eq!(
+        err.to_string(),
+        "flash 0x100..0x900: cannot read: Failed; erasing the record again failed too \
+         (Failed), so a restart may load it"
+    );
+    let mut quirky = s.into_inner();
+    quirky.reads_failing = false;
+    quirky.fail_reads_after_header = false;
+    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
+    assert_eq!(s.load(), Ok(stored(2, &two)));
+    s.store(2, &two).expect("the same record again");
+    assert_eq!(s.load(), Ok(stored(2, &two)));
+}
+
+#[test]
+fn the_same_record_again_writes_nothing_and_no_sequence_goes_back() {
+    let mut f = flash();
+    let five = component(5, 301);
+    store(&mut f).store(5, &five).expect("store");
+    let before = f.clone();
+    assert_eq!(cost(&f, |s| s.store(5, &five).expect("again")), 0);
+    store(&mut f).store(5, &five).expect("again");
+    assert_eq!(f, before);
+    let err = store(&mut f)
+        .store(5, &component(6, 301))
+        .expect_err("another component at sequence 5");
+    assert_eq!(
+        err,
+        StoreError::Backwards {
+            at: AT.to_string(),
+            sequence: 5,
+            stored: 5
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "flash 0x100..0x900: sequence 5 is not above the stored sequence 5"
+    );
+    assert!(matches!(
+        store(&mut f).store(4, &five),
+        Err(StoreError::Backwards {
+            sequence: 4,
+            stored: 5,
+            ..
+        })
+    ));
+    assert_eq!(f, before);
+    assert_eq!(store(&mut f).load(), Ok(stored(5, &five)));
+}
+
+#[test]
+fn words_of_0xff_are_not_written_so_a_sector_that_reads_erased_is() {
+    // A component with a whole sector of 0xFF in it: that sector of slot A is never
+    // written, reads erased, and is not erased before the third store writes it (the
+    // strict flash refuses a second write to a word).
+    let mut c1 = vec![0xFF; 560 - 64];
+    c1[..16].copy_from_slice(&component(1, 16));
+    c1[560 - 64 - 32..].copy_from_slice(&component(1, 32));
+    let mut f = flash();
+    store(&mut f).store(1, &c1).expect("store 1");
+    assert_eq!(store(&mut f).load(), Ok(stored(1, &c1)));
+    assert_eq!(dirty(&f, SLOT_A, 3), 2);
+    store(&mut f).store(2, &component(2, 40)).expect("store 2");
+    let c3 = component(3, 700);
+    assert_eq!(
+        cost(&f, |s| s.store(3, &c3).expect("store 3")),
+        2 + programmed(&c3) + 64
+    );
+    store(&mut f).store(3, &c3).expect("store 3");
+    assert_eq!(store(&mut f).load(), Ok(stored(3, &c3)));
 }
