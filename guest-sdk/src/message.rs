@@ -50,8 +50,10 @@ impl Message {
 
     /// Whether the payload is JSON: `application/json` (parameters allowed) or `*+json`.
     ///
-    /// Byte by byte, ASCII only (a MIME type is ASCII; whitespace around the type is
-    /// ASCII whitespace): no allocation, no Unicode tables, little code for a device.
+    /// Byte by byte, ASCII only (a MIME type is ASCII): no allocation, no Unicode
+    /// tables, little code for a device. The whitespace trimmed around the type is
+    /// `[u8]::trim_ascii`'s (space, tab, CR, LF, form feed), not vertical tab or Unicode
+    /// spaces: `"application/json\u{a0}"` is not JSON.
     pub fn is_json(&self) -> bool {
         let ty = self.content_type().as_bytes();
         let end = ty.iter().position(|&b| b == b';').unwrap_or(ty.len());
@@ -226,6 +228,8 @@ mod tests {
         assert!(!Message::bytes("text/plain; type=application/json", "1").is_json());
         // A MIME type is ASCII: no Unicode whitespace is trimmed.
         assert!(!Message::bytes("application/json\u{a0}", "1").is_json());
+        assert!(!Message::bytes("application/json\u{b}", "1").is_json());
+        assert!(Message::bytes("\r\napplication/json\u{c}", "1").is_json());
     }
 
     #[test]

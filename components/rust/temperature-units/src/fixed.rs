@@ -22,7 +22,7 @@ pub fn push_one_decimal(out: &mut String, x: f64) {
         return;
     }
     let k = e.unsigned_abs();
-    // x = m * 2^-k < 2^(53-k): for k > 60 it is below 2^-7 < 0.05 and rounds to 0.0;
+    // x = m * 2^-k < 2^(53-k): for k > 60 it is below 2^-8 < 0.05 and rounds to 0.0;
     // for k <= 60 every shift is under 64 bits and (m & mask) * 10 < 10 * 2^53 fits. u64
     // only: u128 arithmetic is library calls and long code, which a device interpreter
     // keeps in RAM.
