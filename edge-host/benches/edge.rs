@@ -158,12 +158,15 @@ fn throughput(messages: usize) {
 /// definition probe, no compile cache), medians of `runs` loads each.
 fn load_times(runs: usize) {
     let runtime = server_runtime();
+    // A server load takes tens of milliseconds: a tenth as many of them.
+    let server_runs = runs.div_ceil(10);
     let median = |mut samples: Vec<f64>| {
         samples.sort_by(f64::total_cmp);
         samples[samples.len() / 2]
     };
     println!(
-        "load time per participant (x86_64; median of {runs} loads; server: no compile cache):"
+        "load time per participant (x86_64; medians of {runs} edge and {server_runs} server \
+         loads; server: no compile cache):"
     );
     println!(
         "  {:<22} {:>10} {:>14} {:>14} {:>8}",
@@ -185,7 +188,7 @@ fn load_times(runs: usize) {
                 .collect(),
         );
         let server = median(
-            (0..runs.div_ceil(10))
+            (0..server_runs)
                 .map(|_| {
                     // A new loader each time: one keeps the versions it loaded.
                     let loader = wasmflo_host::component::Loader::new(runtime.clone(), None);

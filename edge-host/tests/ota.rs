@@ -3,12 +3,12 @@
 
 mod common;
 
-use ed25519_compact::{KeyPair, Seed};
 use std::cell::RefCell;
 use std::rc::Rc;
-use wasmflo_edge::ota::{Deployer, Deployment, Envelope, Manifest, OtaError};
 
+use ed25519_compact::{KeyPair, Seed};
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
+use wasmflo_edge::ota::{Deployer, Deployment, Envelope, Manifest, OtaError};
 use wasmflo_edge::store::{
     DeploymentStore, FileDeploymentStore, FlashDeploymentStore, MemoryDeploymentStore,
     MemoryNorFlash, MemoryNorFlashError, StoreError, Stored,

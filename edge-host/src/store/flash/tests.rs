@@ -21,7 +21,7 @@ fn flash() -> Flash {
     Flash::new(0x1000)
 }
 
-fn store(f: &mut Flash) -> FlashDeploymentStore<&mut Flash> {
+fn store<F: NorFlash>(f: &mut F) -> FlashDeploymentStore<&mut F> {
     FlashDeploymentStore::new(f, OFFSET, SIZE).expect("region")
 }
 
@@ -556,27 +556,24 @@ fn a_region_off_the_flash_geometry_is_refused_at_construction() {
 
 #[test]
 fn a_component_that_does_not_read_back_leaves_the_previous_record() {
-    let mut s = FlashDeploymentStore::new(Quirky::new(), OFFSET, SIZE).expect("region");
+    let mut q = Quirky::new();
     // 0xFF bytes (but one, or the store would write no word of them): every one has
     // its low bit set, so the flip always changes one.
     let mut one = vec![0xFF; 40];
     one[39] = 0xFE;
-    s.store(1, &one).expect("store 1");
-    let mut quirky = s.into_inner();
-    quirky.flip = true;
-    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
+    store(&mut q).store(1, &one).expect("store 1");
+    q.flip = true;
     let mut two = vec![0xFF; 40];
     two[0] = 0x0F;
     assert!(matches!(
-        s.store(2, &two),
+        store(&mut q).store(2, &two),
         Err(StoreError::Io { op: "verify", .. })
     ));
     // Its header is erased again: the previous record, not damage that stops a device.
-    assert_eq!(s.load(), Ok(stored(1, &one)));
+    assert_eq!(store(&mut q).load(), Ok(stored(1, &one)));
     // And the next store goes beside record 1 again.
-    let mut quirky = s.into_inner();
-    quirky.flip = false;
-    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
+    q.flip = false;
+    let mut s = store(&mut q);
     s.store(3, b"three").expect("store 3");
     assert_eq!(s.load(), Ok(stored(3, b"three")));
     assert_eq!(
@@ -592,9 +589,9 @@ fn a_component_that_does_not_read_back_leaves_the_previous_record() {
 
 #[test]
 fn a_write_the_flash_did_not_make_fails_the_read_back() {
-    let mut quirky = Quirky::new();
-    quirky.drop_writes = true;
-    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
+    let mut q = Quirky::new();
+    q.drop_writes = true;
+    let mut s = store(&mut q);
     assert!(matches!(
         s.store(1, b"one"),
         Err(StoreError::Io { op: "verify", .. })
@@ -606,41 +603,33 @@ fn a_write_the_flash_did_not_make_fails_the_read_back() {
 #[test]
 fn a_store_failing_after_its_header_withdraws_the_record_or_says_it_could_not() {
     let (one, two) = (component(1, 301), component(2, 301));
-    let mut s = FlashDeploymentStore::new(Quirky::new(), OFFSET, SIZE).expect("region");
-    s.store(1, &one).expect("store 1");
+    let mut q = Quirky::new();
+    store(&mut q).store(1, &one).expect("store 1");
 
     // The read-back fails: the header is erased again, so the rejected deployment is
     // not what a restart runs.
-    let mut quirky = s.into_inner();
-    quirky.fail_reads_after_header = true;
-    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
-    let err = s.store(2, &two).expect_err("read-back fails");
+    q.fail_reads_after_header = true;
+    let err = store(&mut q).store(2, &two).expect_err("read-back fails");
     assert_eq!(err.to_string(), "flash 0x100..0x900: cannot read: Failed");
-    let mut quirky = s.into_inner();
-    quirky.reads_failing = false;
-    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
-    assert_eq!(s.load(), Ok(stored(1, &one)));
+    q.reads_failing = false;
+    assert_eq!(store(&mut q).load(), Ok(stored(1, &one)));
 
     // The read-back fails and so does the erase (on a fresh flash, where the stores
     // need no erase before): the error says the record may stay, a restart loads it,
     // and storing the same deployment again is a success.
-    let mut quirky = Quirky::new();
-    quirky.fail_erases = true;
-    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
-    s.store(1, &one).expect("store 1");
-    let mut quirky = s.into_inner();
-    quirky.fail_reads_after_header = true;
-    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
-    let err = s.store(2, &two).expect_err("read-back fails");
+    let mut q = Quirky::new();
+    q.fail_erases = true;
+    store(&mut q).store(1, &one).expect("store 1");
+    q.fail_reads_after_header = true;
+    let err = store(&mut q).store(2, &two).expect_err("read-back fails");
     assert_eq!(
         err.to_string(),
         "flash 0x100..0x900: cannot read: Failed; erasing the record again failed too \
          (Failed), so a restart may load it"
     );
-    let mut quirky = s.into_inner();
-    quirky.reads_failing = false;
-    quirky.fail_reads_after_header = false;
-    let mut s = FlashDeploymentStore::new(quirky, OFFSET, SIZE).expect("region");
+    q.reads_failing = false;
+    q.fail_reads_after_header = false;
+    let mut s = store(&mut q);
     assert_eq!(s.load(), Ok(stored(2, &two)));
     s.store(2, &two).expect("the same record again");
     assert_eq!(s.load(), Ok(stored(2, &two)));
